@@ -1,0 +1,56 @@
+"""Wires the threads together, runs the show, and shuts everything down cleanly."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from engine.backstage import Backstage
+from engine.show_options import ShowOptions
+
+log = logging.getLogger(__name__)
+
+
+def display_available() -> bool:
+    """Whether a window can be opened at all (Linux needs an X or Wayland display)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(opts: ShowOptions, headless: bool) -> None:
+    """Start backstage, run the show on this (main) thread, stop everything on the way out."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    backstage = Backstage(opts.cfg, opts.inbox, opts.board)
+    opts.request_image = backstage.request_image
+    backstage.start()
+    log.info("join at %s", opts.join_url)
+    # Objects made at start-up live for the whole show: keep them out of every
+    # collection so a full GC pass never freezes a frame for long.
+    gc.collect()
+    gc.freeze()
+    try:
+        if headless:
+            from engine.render.headless import run_headless
+
+            run_headless(opts, stop)
+        else:
+            from engine.render.window import run_window
+
+            run_window(opts, stop)
+    finally:
+        backstage.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.info("show stopped")

@@ -1,0 +1,145 @@
+"""Command line: parse, load config, start the show, map failures to exit codes.
+
+Exit codes: 0 the show ended normally (closed, quit, signal, ``--frames`` done);
+2 a usage or configuration error (one line naming the key); 1 anything else that
+stopped the show from starting (no GL, no window), with one line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine import config as config_mod
+from engine.errors import ConfigError, EngineError
+
+log = logging.getLogger("engine")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits itself; we want one line and code 2
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine", description="Stagecraft: real-time visuals for live shows.")
+    p.add_argument("--version", action="version", version=f"stagecraft {__version__}")
+    p.add_argument("--config", type=Path, help="config file (default ./config.toml)")
+    p.add_argument("--fullscreen", action="store_true", default=None, help="start fullscreen")
+    p.add_argument("--screen", type=int, metavar="N", help="monitor index for fullscreen")
+    p.add_argument("--size", metavar="WxH", help="window size, or render size when headless")
+    p.add_argument("--headless", action="store_true", help="render offscreen (EGL), no window")
+    p.add_argument("--frames", type=int, metavar="N", help="quit after N frames")
+    p.add_argument("--snapshot", type=Path, metavar="PNG", help="write the last frame to this PNG")
+    p.add_argument("--fps", type=float, metavar="F",
+                   help="frame rate cap (default window.fps; headless with --frames: unpaced)")
+    p.add_argument("--port", type=int, metavar="N", help="audience server port")
+    p.add_argument("--fit", choices=["letterbox", "cover"], help="how images meet the screen's shape")
+    p.add_argument("--effect", help="effect over the picture (glow, none)")
+    p.add_argument("--hud", action="store_true", default=None, help="show the HUD at start")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set show.transition=1.5 (repeatable)")
+    return p
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    m = _SIZE.match(text)
+    if not m:
+        raise ConfigError("--size", f"got {text!r}, expected WIDTHxHEIGHT like 1280x720")
+    return int(m.group(1)), int(m.group(2))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Named flags and ``--set`` pairs as ``{"section.key": value}``; named flags win."""
+    out: dict[str, Any] = {}
+    for item in args.set:
+        key, value = config_mod.parse_override(item)
+        out[key] = value
+    if args.size is not None:
+        out["window.width"], out["window.height"] = parse_size(args.size)
+    named = {
+        "window.fullscreen": args.fullscreen,
+        "window.screen": args.screen,
+        "window.fps": args.fps,
+        "server.port": args.port,
+        "show.fit": args.fit,
+        "show.effect": args.effect,
+        "overlay.hud": args.hud,
+        "log.level": args.log_level,
+    }
+    out.update({k: v for k, v in named.items() if v is not None})
+    return out
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging("info")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.frames is not None and args.frames < 1:
+            raise ConfigError("--frames", f"got {args.frames}, expected a positive integer")
+        cfg = config_mod.load(args.config)
+        cfg = config_mod.with_overrides(cfg, overrides_from_args(args))
+    except UsageError as err:
+        print(f"error: {err} (see python -m engine --help)", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(cfg.log.level)
+    return run_show(cfg, args)
+
+
+def run_show(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    # Imported here so `--help` and config errors answer without loading GL.
+    from engine import app
+    from engine.net.lan import join_url
+    from engine.show_options import ShowOptions
+
+    headless = bool(args.headless)
+    if not headless and not app.display_available():
+        log.warning("no display found (DISPLAY is not set): running headless; use --headless to say so")
+        headless = True
+    fps = cfg.window.fps
+    if headless and args.frames is not None and args.fps is None:
+        fps = 0.0  # scripted runs go as fast as they can
+    opts = ShowOptions(
+        cfg=cfg,
+        size=(cfg.window.width, cfg.window.height),
+        fps=fps,
+        join_url=join_url(cfg.server),
+        frames=args.frames,
+        snapshot=args.snapshot,
+    )
+    try:
+        app.run(opts, headless=headless)
+    except EngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

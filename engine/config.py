@@ -1,0 +1,227 @@
+"""config.toml → typed, validated, frozen dataclasses.
+
+Every knob is declared once, here, with its default and what values it allows;
+the same declaration validates the file and the command-line overrides, so a bad
+value is one error naming the key wherever it came from. ``config.toml`` at the
+root documents each key for users; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = Path("config.toml")
+
+
+def knob(
+    default: Any,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    doc: str = "",
+) -> Any:
+    """A config field with its allowed range; choices come from ``Literal`` types."""
+    return field(default=default, metadata={"min": min, "max": max, "doc": doc})
+
+
+Fit = Literal["letterbox", "cover"]
+QrMode = Literal["always", "idle", "off"]
+Effect = Literal["glow", "none"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    width: int = knob(1280, min=64, max=16384, doc="window width in pixels (windowed mode)")
+    height: int = knob(720, min=64, max=16384, doc="window height in pixels (windowed mode)")
+    fullscreen: bool = knob(False, doc="start fullscreen")
+    screen: int = knob(0, min=0, max=64, doc="monitor index for fullscreen")
+    vsync: bool = knob(True, doc="wait for the display's vertical sync")
+    fps: float = knob(60.0, min=0.0, max=1000.0, doc="frame rate cap; 0 = vsync alone")
+
+
+@dataclass(frozen=True)
+class ShowConfig:
+    transition: float = knob(2.0, min=0.0, max=60.0, doc="transition duration, seconds")
+    hold: float = knob(8.0, min=0.0, max=3600.0, doc="least time an image stays before the next")
+    fit: Fit = knob("letterbox", doc="how images meet the screen's shape")
+    effect: Effect = knob("glow", doc="effect drawn over the composited image")
+    blackout_fade: float = knob(1.0, min=0.0, max=30.0, doc="seconds to fade to black and back")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    max_image_size: int = knob(2048, min=256, max=8192, doc="largest image side the show accepts")
+    image_slots: int = knob(5, min=4, max=16, doc="preallocated image textures")
+    upload_mb_per_frame: float = knob(4.0, min=0.25, max=256.0, doc="texture upload budget per frame")
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    hud: bool = knob(False, doc="show the HUD at start (key H toggles)")
+    qr: QrMode = knob("always", doc="join QR code: always, only on the idle screen, or off")
+    qr_size: float = knob(0.16, min=0.05, max=0.6, doc="corner QR height as a fraction of the screen")
+    headline: str = knob("Send your prompt", doc="text over the join URL on the idle screen")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = knob("0.0.0.0", doc="address the audience server listens on")
+    port: int = knob(3000, min=1, max=65535, doc="port of the audience server")
+    public_url: str = knob("", doc="join URL to show instead of http://<LAN IP>:<port>")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    interval: float = knob(15.0, min=0.0, max=3600.0, doc="seconds between placeholder images; 0 = off")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: LogLevel = knob("info", doc="log verbosity")
+
+
+@dataclass(frozen=True)
+class Config:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    show: ShowConfig = field(default_factory=ShowConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def sections() -> dict[str, type]:
+    """Section name → its dataclass, in declaration order."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _describe(kind: Any, meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(f'"{c}"' for c in get_args(kind))
+    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    if lo is not None and hi is not None:
+        return f"{name} from {lo:g} to {hi:g}"
+    return name
+
+
+def _coerce(key: str, kind: Any, meta: Mapping[str, Any], value: Any) -> Any:
+    """Check one value against its declaration; return it in the declared type."""
+    expected = _describe(kind, meta)
+    if get_origin(kind) is Literal:
+        if not isinstance(value, str) or value not in get_args(kind):
+            raise ConfigError(key, f"got {value!r}, expected {expected}")
+        return value
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(key, f"got {value!r}, expected {expected}")
+    if kind in (int, float):
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(key, f"got {value!r}, expected {expected}")
+        if value != value:  # NaN
+            raise ConfigError(key, f"got {value!r}, expected {expected}")
+    return float(value) if kind is float else value
+
+
+def _build_section(name: str, cls: type, table: Any) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}]", f"expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in table if k not in fields]
+    if unknown:
+        allowed = ", ".join(fields)
+        raise ConfigError(f"[{name}] {unknown[0]}", f"unknown key (allowed: {allowed})")
+    values = {
+        k: _coerce(f"[{name}] {k}", hints[k], fields[k].metadata, v) for k, v in table.items()
+    }
+    return cls(**values)
+
+
+def from_mapping(data: Mapping[str, Any]) -> Config:
+    """Validate a parsed TOML document into a Config."""
+    secs = sections()
+    unknown = [k for k in data if k not in secs]
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown section (allowed: {', '.join(secs)})")
+    return Config(**{name: _build_section(name, cls, data.get(name, {})) for name, cls in secs.items()})
+
+
+def load(path: Path | None = None) -> Config:
+    """Read a config file; a missing file gives the defaults, with a note in the log."""
+    path = path if path is not None else DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        log.info("no config file at %s: using the defaults", path)
+        return Config()
+    except OSError as err:
+        raise ConfigError(str(path), f"cannot read: {err.strerror}") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), f"not valid TOML: {err}") from err
+    return from_mapping(data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``section.key=value`` → (``section.key``, value); the value is read as TOML, else as text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or "." not in key:
+        raise ConfigError(text, "expected section.key=value")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """Apply ``{"section.key": value}`` on top of a Config, validating each value."""
+    secs = sections()
+    grouped: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        name, _, key = dotted.partition(".")
+        if name not in secs:
+            raise ConfigError(dotted, f"unknown section (allowed: {', '.join(secs)})")
+        grouped.setdefault(name, {})[key] = value
+    for name, table in grouped.items():
+        current = dataclasses.asdict(getattr(cfg, name))
+        merged = _build_section(name, secs[name], {**current, **table})
+        cfg = dataclasses.replace(cfg, **{name: merged})
+    return cfg
+
+
+def describe_all() -> list[tuple[str, str, Any, str]]:
+    """(dotted key, allowed values, default, doc) for every knob: used by docs and tests."""
+    rows = []
+    for name, cls in sections().items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            rows.append((f"{name}.{f.name}", _describe(hints[f.name], f.metadata), f.default, f.metadata["doc"]))
+    return rows
+

@@ -1,0 +1,1 @@
+"""Image sources: generators (Stability, procedural) and the pipeline that feeds the show."""

@@ -1,0 +1,1 @@
+"""Everything that touches GL: compositor, texture uploads, window and headless drivers."""

@@ -1,0 +1,98 @@
+"""Overlay pictures made on the CPU: the join card (QR code + URL) and the HUD.
+
+Plain RGBA arrays (top row first), no GL: the compositor uploads them when they
+change, which is rarely (the HUD at a few hertz, the join card on resize).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import segno
+from PIL import Image, ImageDraw, ImageFont
+
+INK = (16, 12, 28, 255)
+PAPER = (255, 255, 255, 255)
+
+
+@lru_cache(maxsize=16)
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled scalable font: no system fonts needed on a bare machine."""
+    return ImageFont.load_default(size=size)
+
+
+def qr_modules(text: str, border: int = 4) -> np.ndarray:
+    """The QR code of ``text`` as a boolean matrix (True = dark), quiet zone included."""
+    code = segno.make(text, error="m", micro=False)
+    m = np.array([[bool(v) for v in row] for row in code.matrix], dtype=bool)
+    return np.pad(m, border, constant_values=False)
+
+
+def qr_image(text: str, height: int) -> np.ndarray:
+    """A crisp QR code no taller than ``height`` pixels: whole pixels per module."""
+    m = qr_modules(text)
+    scale = max(1, height // m.shape[0])
+    big = np.kron(m, np.ones((scale, scale), dtype=bool))
+    rgba = np.empty((*big.shape, 4), dtype=np.uint8)
+    rgba[big] = INK
+    rgba[~big] = PAPER
+    return rgba
+
+
+def _text_size(draw: ImageDraw.ImageDraw, text: str, size: int) -> tuple[int, int]:
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font(size))
+    return int(x1 - x0), int(y1 - y0)
+
+
+def join_card(url: str, qr_height: int, headline: str = "", url_px: int | None = None) -> np.ndarray:
+    """A white card: optional headline, the QR code, and the join URL under it."""
+    qr = qr_image(url, qr_height)
+    url_px = url_px or max(12, qr.shape[0] // 10)
+    head_px = int(url_px * 1.5)
+    pad = max(6, url_px // 2)
+    probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
+    uw, uh = _text_size(probe, url, url_px)
+    hw, hh = _text_size(probe, headline, head_px) if headline else (0, 0)
+    width = max(qr.shape[1], uw, hw) + 2 * pad
+    height = pad + (hh + pad if headline else 0) + qr.shape[0] + pad + uh + pad
+    card = Image.new("RGBA", (width, height), PAPER)
+    draw = ImageDraw.Draw(card)
+    y = pad
+    if headline:
+        draw.text(((width - hw) // 2, y), headline, font=font(head_px), fill=INK, anchor="la")
+        y += hh + pad
+    card.paste(Image.fromarray(qr, "RGBA"), ((width - qr.shape[1]) // 2, y))
+    y += qr.shape[0] + pad
+    draw.text(((width - uw) // 2, y), url, font=font(url_px), fill=INK)
+    return np.asarray(card, dtype=np.uint8).copy()
+
+
+@dataclass(frozen=True)
+class HudLayout:
+    width: int = 760
+    font_px: int = 18
+    lines: int = 5
+
+    @property
+    def height(self) -> int:
+        return self.lines * (self.font_px + 6) + 12
+
+
+def hud_image(lines: list[str], layout: HudLayout) -> np.ndarray:
+    """The HUD panel: text on a translucent box that covers only the text; the rest is clear.
+
+    The picture keeps the layout's fixed size so the GPU texture is reused.
+    """
+    img = Image.new("RGBA", (layout.width, layout.height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    shown = lines[: layout.lines]
+    if not shown:
+        return np.asarray(img, dtype=np.uint8).copy()
+    step = layout.font_px + 6
+    widest = max(_text_size(draw, line, layout.font_px)[0] for line in shown)
+    draw.rectangle((0, 0, min(layout.width, widest + 20) - 1, len(shown) * step + 12 - 1), fill=(0, 0, 0, 170))
+    for i, line in enumerate(shown):
+        draw.text((10, 6 + i * step), line, font=font(layout.font_px), fill=(235, 235, 245, 255))
+    return np.asarray(img, dtype=np.uint8).copy()

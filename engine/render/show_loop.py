@@ -1,0 +1,230 @@
+"""One frame of the show, the same in a window, headless and in tests.
+
+Per frame, on the render thread, never waiting on anything:
+1. apply the control commands waiting in the inbox (bounded);
+2. take at most one new image from the image queue and write a band of it to
+   the GPU (bounded by ``render.upload_mb_per_frame``);
+3. ask the director for the frame plan and draw it;
+4. publish a fresh snapshot of the show's state for the other threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import moderngl
+import numpy as np
+
+from engine.commands import Action, Command, toggled
+from engine.config import Config
+from engine.errors import EngineError
+from engine.pacing import FrameStats, FrameTimer
+from engine.render.compositor import Compositor, JoinInfo
+from engine.render.upload import TextureSlots, Uploader
+from engine.show import Director, FramePlan, ShowImage, ShowSnapshot
+
+log = logging.getLogger(__name__)
+
+MAX_COMMANDS_PER_FRAME = 64
+HUD_REFRESH_S = 0.25
+DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
+
+
+class StateBoard:
+    """The show's latest snapshot, for other threads: one reference, swapped whole."""
+
+    def __init__(self) -> None:
+        self._snapshot = ShowSnapshot()
+
+    def publish(self, snapshot: ShowSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def read(self) -> ShowSnapshot:
+        return self._snapshot
+
+
+@dataclass
+class Inbox:
+    """What other threads hand to the show: decoded images and control commands."""
+
+    images: queue.SimpleQueue[ShowImage] = field(default_factory=queue.SimpleQueue)
+    commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
+
+
+class ShowLoop:
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        cfg: Config,
+        size: tuple[int, int],
+        inbox: Inbox,
+        join_url: str,
+        board: StateBoard | None = None,
+        request_image: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.inbox = inbox
+        self.board = board or StateBoard()
+        self.request_image = request_image
+        self.join_url = join_url
+        self.slots = TextureSlots(ctx, cfg.render.max_image_size, cfg.render.image_slots)
+        self.uploader = Uploader(self.slots, int(cfg.render.upload_mb_per_frame * (1 << 20)))
+        # Ready images wait in slots: keep two free for current and incoming.
+        self.director = Director(
+            cfg.show.transition, cfg.show.hold, cfg.show.blackout_fade, max_ready=cfg.render.image_slots - 3
+        )
+        self.compositor = Compositor(ctx, size, self.slots, cfg.show.fit, cfg.show.effect)
+        self.compositor.set_join(
+            JoinInfo(join_url, cfg.overlay.headline, cfg.overlay.qr, cfg.overlay.qr_size)
+        )
+        self.hud = cfg.overlay.hud
+        self.fullscreen = False
+        self.frame_index = 0
+        self.driver_actions: list[Command] = []
+        self.errors: deque[str] = deque(maxlen=4)
+        self.last_plan: FramePlan | None = None
+        self.cpu_ms = 0.0  # show-thread CPU per frame outside GL calls, last frame
+        self._timer = FrameTimer()
+        self._stats = FrameStats(0.0, 0.0, 0.0)
+        self._stats_at = -1.0
+        self._hud_at = -1.0
+
+    # --- per frame ------------------------------------------------------------
+    def frame(self, now: float, target: moderngl.Framebuffer) -> None:
+        """Draw one frame for time ``now`` into ``target``."""
+        cpu0 = time.thread_time()
+        self._apply_commands(now)
+        cpu1 = time.thread_time()
+        self._feed_upload()
+        cpu2 = time.thread_time()
+        plan = self.director.update(now)
+        for layer in plan.retired:
+            self.slots.release(layer.slot)
+        self.last_plan = plan
+        cpu3 = time.thread_time()
+        self.compositor.render(plan, now, target)
+        cpu4 = time.thread_time()
+        self._timer.tick(now)
+        self.frame_index += 1
+        if now - self._stats_at >= HUD_REFRESH_S:
+            self._stats = self._timer.stats()
+            self._stats_at = now
+        self._publish(now)
+        cpu5 = time.thread_time()
+        if self.hud and now - self._hud_at >= HUD_REFRESH_S:
+            self._hud_at = now
+            self.compositor.set_hud(self.hud_lines())
+        self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
+
+    def _apply_commands(self, now: float) -> None:
+        for _ in range(MAX_COMMANDS_PER_FRAME):
+            try:
+                cmd = self.inbox.commands.get_nowait()
+            except queue.Empty:
+                return
+            self.apply(cmd, now)
+
+    def apply(self, cmd: Command, now: float) -> None:
+        """Carry out one command; window-level ones go to the driver."""
+        if cmd.action in DRIVER_ACTIONS:
+            self.driver_actions.append(cmd)
+        elif cmd.action is Action.NEXT:
+            if not self.director.request_next():
+                self.request_image()
+        elif cmd.action is Action.BLACKOUT:
+            self.director.set_blackout(toggled(self.director.blackout_on, cmd.value), now)
+        elif cmd.action is Action.HUD:
+            self.hud = toggled(self.hud, cmd.value)
+            self._hud_at = -1.0
+            if not self.hud:
+                self.compositor.set_hud(None)
+
+    def _feed_upload(self) -> None:
+        if not self.uploader.busy and self.director.wants_more and self.slots.free_count:
+            try:
+                image = self.inbox.images.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.uploader.start(image)
+            except EngineError as err:
+                self.report(str(err))
+                return
+        if self.uploader.busy:
+            layer = self.uploader.step()
+            if layer is not None:
+                self.director.offer(layer)
+
+    def report(self, message: str) -> None:
+        """An error the VJ should see: logged, and on the HUD until newer ones push it out."""
+        log.error("%s", message)
+        self.errors.append(message)
+
+    # --- state out ------------------------------------------------------------
+    @property
+    def queue_len(self) -> int:
+        return self.inbox.images.qsize() + int(self.uploader.busy) + self.director.ready_count
+
+    def _publish(self, now: float) -> None:
+        d = self.director
+        s = self._stats
+        self.board.publish(
+            ShowSnapshot(
+                frame=self.frame_index,
+                time=now,
+                fps=s.fps,
+                frame_ms=s.frame_ms,
+                frame_p99_ms=s.p99_ms,
+                current_id=d.current.id if d.current else None,
+                incoming_id=d.incoming.id if d.incoming else None,
+                queue_len=self.queue_len,
+                blackout=d.blackout_on,
+                hud=self.hud,
+                fullscreen=self.fullscreen,
+                size=self.compositor.size,
+                errors=tuple(self.errors),
+            )
+        )
+
+    def hud_lines(self) -> list[str]:
+        s = self._stats
+        d = self.director
+        w, h = self.compositor.size
+        lines = [
+            f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.p99_ms:5.1f} ms   cpu {self.cpu_ms:4.2f} ms",
+            f"queue {self.queue_len}   on screen {d.current.id if d.current else 'idle'}   {w}x{h}"
+            + ("   BLACKOUT" if d.blackout_on else ""),
+            f"join {self.join_url}",
+        ]
+        lines += [f"! {e}" for e in list(self.errors)[-2:]]
+        return lines
+
+    # --- output ---------------------------------------------------------------
+    def capture(self, now: float) -> np.ndarray:
+        """Draw the current plan into an offscreen buffer and return it as RGB rows, top first."""
+        w, h = self.compositor.size
+        fb = self.ctx.framebuffer(color_attachments=[self.ctx.texture((w, h), 4)])
+        try:
+            plan = self.last_plan or self.director.update(now)
+            self.compositor.render(plan, now, fb)
+            return read_rgb(fb, (w, h))
+        finally:
+            fb.color_attachments[0].release()
+            fb.release()
+
+    def release(self) -> None:
+        self.compositor.release()
+        self.slots.release_all()
+
+
+def read_rgb(fb: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:
+    """A framebuffer's pixels as an (h, w, 3) uint8 array, top row first."""
+    w, h = size
+    data = np.frombuffer(fb.read(viewport=(0, 0, w, h), components=3), dtype=np.uint8)
+    return data.reshape(h, w, 3)[::-1].copy()

@@ -1,0 +1,131 @@
+"""Window driver: the show in a pyglet window, one plain loop.
+
+    while running: events → frame(t) → flip → pace
+
+pyglet is imported here only, and only when a window is wanted: importing
+``pyglet.window`` needs a display, and headless runs and tests have none.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import moderngl
+
+from engine.commands import Action, command_for_key
+from engine.errors import RenderError
+from engine.pacing import FramePacer
+from engine.render.headless import save_png
+from engine.render.show_loop import ShowLoop
+from engine.show_options import ShowOptions
+
+log = logging.getLogger(__name__)
+
+
+def _open_window(opts: ShowOptions) -> tuple[Any, Any, Any]:
+    """Create the window on the chosen screen; translate pyglet's failures into RenderError."""
+    import pyglet
+
+    pyglet.options["debug_gl"] = False  # a glGetError after every call costs frames
+    try:
+        import pyglet.window
+
+        display = pyglet.display.get_display()
+        screens = display.get_screens()
+    except Exception as err:  # NoSuchDisplayException and friends
+        raise RenderError(f"cannot open a window: {err}") from err
+    wc = opts.cfg.window
+    index = wc.screen
+    if index >= len(screens):
+        log.warning("window.screen = %d, but only %d screen(s): using screen 0", index, len(screens))
+        index = 0
+    screen = screens[index]
+    try:
+        win = pyglet.window.Window(
+            width=opts.size[0],
+            height=opts.size[1],
+            caption="Stagecraft",
+            resizable=True,
+            fullscreen=wc.fullscreen,
+            screen=screen,
+            vsync=wc.vsync,
+        )
+    except Exception as err:
+        raise RenderError(f"cannot open a window: {err}") from err
+    return pyglet, win, screen
+
+
+def run_window(opts: ShowOptions, stop: threading.Event) -> None:
+    """Run the show in a window until it is closed, quit, stopped or out of frames."""
+    pyglet, win, screen = _open_window(opts)
+    closed = threading.Event()
+
+    def on_key_press(symbol: int, modifiers: int) -> bool:
+        cmd = command_for_key(pyglet.window.key.symbol_string(symbol))
+        if cmd is not None:
+            opts.inbox.commands.put(cmd)
+        return True  # handled: stops pyglet's default Esc-closes-the-window
+
+    def on_close() -> bool:
+        closed.set()
+        return True
+
+    def on_draw() -> bool:
+        return True
+
+    win.push_handlers(on_key_press=on_key_press, on_close=on_close, on_draw=on_draw)
+    win.set_mouse_visible(not win.fullscreen)
+    ctx = moderngl.create_context(require=330)
+    show = ShowLoop(ctx, opts.cfg, win.get_framebuffer_size(), opts.inbox, opts.join_url, opts.board,
+                    opts.request_image)
+    show.fullscreen = win.fullscreen
+    pacer = FramePacer(opts.fps)
+    log.info("window: %dx%d%s on %s", *win.get_framebuffer_size(), " fullscreen" if win.fullscreen else "",
+             ctx.info["GL_RENDERER"])
+    try:
+        while not (stop.is_set() or closed.is_set()):
+            win.dispatch_events()
+            if closed.is_set():
+                break
+            show.compositor.resize(win.get_framebuffer_size())
+            show.frame(time.perf_counter(), ctx.screen)
+            if _handle_driver_actions(show, win, screen):
+                break
+            win.flip()
+            if opts.frames is not None and show.frame_index >= opts.frames:
+                break
+            pacer.wait()
+        if opts.snapshot is not None:
+            save_png(show.capture(time.perf_counter()), opts.snapshot)
+    finally:
+        show.release()
+        win.close()
+
+
+def _handle_driver_actions(show: ShowLoop, win: Any, screen: Any) -> bool:
+    """Fullscreen and quit belong to the window; True when the show should end."""
+    quit_now = False
+    for cmd in show.driver_actions:
+        if cmd.action is Action.QUIT:
+            quit_now = True
+        elif cmd.action is Action.ESCAPE:
+            if win.fullscreen:
+                _set_fullscreen(show, win, screen, False)
+            else:
+                quit_now = True
+        elif cmd.action is Action.FULLSCREEN:
+            want = not win.fullscreen if cmd.value is None else cmd.value >= 0.5
+            _set_fullscreen(show, win, screen, want)
+    show.driver_actions.clear()
+    return quit_now
+
+
+def _set_fullscreen(show: ShowLoop, win: Any, screen: Any, on: bool) -> None:
+    if on == win.fullscreen:
+        return
+    win.set_fullscreen(on, screen=screen)
+    win.set_mouse_visible(not on)
+    show.fullscreen = on

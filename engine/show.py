@@ -1,0 +1,178 @@
+"""What is on screen and what comes next: the show's state machine, without GL.
+
+The director decides, from the time alone, which image is current, which is
+coming in, how far the transition has gone and how dark the blackout is. The
+render thread asks it once per frame for a ``FramePlan`` and draws that plan, so
+every rule here is tested with plain numbers for time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import ImageError
+
+
+@dataclass(frozen=True, eq=False)
+class ShowImage:
+    """A decoded image on its way to the screen: RGBA rows, top row first."""
+
+    id: str
+    pixels: np.ndarray
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        p = self.pixels
+        if not isinstance(p, np.ndarray) or p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 4:
+            raise ImageError(f"image {self.id}: expected an (h, w, 4) uint8 array")
+        if p.shape[0] < 1 or p.shape[1] < 1:
+            raise ImageError(f"image {self.id}: empty")
+        if not p.flags.c_contiguous:
+            object.__setattr__(self, "pixels", np.ascontiguousarray(p))
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An image that is on the GPU: which texture slot holds it, and its size there."""
+
+    id: str
+    slot: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Everything the compositor needs to draw one frame."""
+
+    current: Layer | None  # None: the idle visual
+    incoming: Layer | None
+    progress: float  # 0..1 through the transition; 0 when none runs
+    blackout: float  # 0 = picture, 1 = black
+    retired: tuple[Layer, ...] = ()  # layers no longer needed; their slots are free
+
+
+@dataclass(frozen=True)
+class ShowSnapshot:
+    """The show's state as the other threads may read it; replaced whole, never mutated."""
+
+    frame: int = 0
+    time: float = 0.0
+    fps: float = 0.0
+    frame_ms: float = 0.0
+    frame_p99_ms: float = 0.0
+    current_id: str | None = None
+    incoming_id: str | None = None
+    queue_len: int = 0
+    blackout: bool = False
+    hud: bool = False
+    fullscreen: bool = False
+    size: tuple[int, int] = (0, 0)
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+
+def smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
+
+
+class Director:
+    """Hold, transition and blackout rules.
+
+    An image stays at least ``hold`` seconds, then the next ready one comes in over
+    ``transition`` seconds. ``request_next`` skips the rest of the hold. Blackout
+    fades over ``blackout_fade`` seconds and can reverse mid-fade without a jump.
+    """
+
+    def __init__(self, transition: float, hold: float, blackout_fade: float, max_ready: int = 2) -> None:
+        self.transition = transition
+        self.hold = hold
+        self.blackout_fade = blackout_fade
+        self.max_ready = max_ready
+        self.current: Layer | None = None
+        self.incoming: Layer | None = None
+        self._ready: deque[Layer] = deque()
+        self._shown_at = 0.0
+        self._started_at = 0.0
+        self._skip = False
+        self._retired: list[Layer] = []
+        self._black_target = False
+        self._black_from = 0.0
+        self._black_since = 0.0
+
+    # --- images -------------------------------------------------------------
+    @property
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    @property
+    def wants_more(self) -> bool:
+        return len(self._ready) < self.max_ready
+
+    def offer(self, layer: Layer) -> None:
+        """A freshly uploaded image joins the line."""
+        self._ready.append(layer)
+
+    def request_next(self) -> bool:
+        """Skip the hold. False when nothing is ready yet (the caller may ask for one)."""
+        self._skip = True
+        return bool(self._ready) or self.incoming is not None
+
+    # --- blackout -----------------------------------------------------------
+    @property
+    def blackout_on(self) -> bool:
+        return self._black_target
+
+    def set_blackout(self, on: bool, now: float) -> None:
+        if on == self._black_target:
+            return
+        self._black_from = self.blackout_level(now)
+        self._black_since = now
+        self._black_target = on
+
+    def blackout_level(self, now: float) -> float:
+        target = 1.0 if self._black_target else 0.0
+        if self.blackout_fade <= 0:
+            return target
+        step = (now - self._black_since) / self.blackout_fade
+        if self._black_target:
+            return min(1.0, self._black_from + step)
+        return max(0.0, self._black_from - step)
+
+    # --- the frame ----------------------------------------------------------
+    def update(self, now: float) -> FramePlan:
+        if self.incoming is not None and now - self._started_at >= self.transition:
+            self._finish_transition(now)
+        if self.incoming is None and self._ready and self._due(now):
+            self.incoming = self._ready.popleft()
+            self._started_at = now
+            self._skip = False
+            if self.transition <= 0:
+                self._finish_transition(now)
+        progress = 0.0
+        if self.incoming is not None:
+            progress = min(1.0, max(0.0, (now - self._started_at) / self.transition))
+        retired = tuple(self._retired)
+        self._retired.clear()
+        return FramePlan(self.current, self.incoming, progress, self.blackout_level(now), retired)
+
+    def _due(self, now: float) -> bool:
+        return self.current is None or self._skip or now - self._shown_at >= self.hold
+
+    def _finish_transition(self, now: float) -> None:
+        if self.current is not None:
+            self._retired.append(self.current)
+        self.current = self.incoming
+        self.incoming = None
+        self._shown_at = now

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Prepare this checkout: Debian packages (where missing), .venv, and the Python packages.
+#   scripts/setup.sh run    what the show needs (GL, EGL, PortAudio)
+#   scripts/setup.sh test   that plus what the tests need (Xvfb, Chromium)
+# Safe to run again: it only installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-run}"
+PYTHON="${PYTHON:-python3}"
+VENV=".venv"
+
+run_pkgs=(libgl1 libegl1 libportaudio2)
+test_pkgs=(xvfb xauth chromium)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else return 1
+    fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" -eq 0 ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+system_packages() {
+    local wanted=("${run_pkgs[@]}")
+    [ "$mode" = "test" ] && wanted+=("${test_pkgs[@]}")
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        log "not a Debian/Ubuntu system: make sure these (or your system's equivalents) are installed: ${wanted[*]}"
+        return 0
+    fi
+    local missing=()
+    for p in "${wanted[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    if ! apt_install "${missing[@]}"; then
+        log "could not install ${missing[*]} (need root or sudo); install them by hand"
+        [ "$mode" = "test" ] && return 1
+    fi
+}
+
+python_ok() {
+    "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null
+}
+
+make_venv() {
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        return 0
+    fi
+    python_ok || { log "$PYTHON is missing or older than 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
+    rm -rf "$VENV"
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        # Debian splits venv/ensurepip out of the interpreter package.
+        log "python venv support missing; installing it"
+        local ver
+        ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        apt_install "python${ver}-venv" || apt_install python3-venv
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+}
+
+python_packages() {
+    local extra=""
+    [ "$mode" = "test" ] && extra="[test]"
+    local stamp="$VENV/.installed${extra:+-test}"
+    local want
+    want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    log "installing Python packages into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".${extra}"
+    echo "$want" > "$stamp"
+}
+
+system_packages
+make_venv
+python_packages
