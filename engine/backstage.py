@@ -8,6 +8,7 @@ decoding) goes to a worker pool so the loop stays responsive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -53,10 +54,8 @@ class Backstage:
     def stop(self, timeout: float = 5.0) -> None:
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:  # loop closed meanwhile
-                pass
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():

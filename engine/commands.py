@@ -8,10 +8,10 @@ same, and the behaviour is tested once, here and in ``show.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     NEXT = "next"  # skip the hold: bring the next image now
     BLACKOUT = "blackout"  # fade to black; value 1/0 sets it, none toggles
     HUD = "hud"  # show/hide the HUD; value 1/0 sets it, none toggles

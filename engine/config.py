@@ -222,6 +222,7 @@ def describe_all() -> list[tuple[str, str, Any, str]]:
     for name, cls in sections().items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            rows.append((f"{name}.{f.name}", _describe(hints[f.name], f.metadata), f.default, f.metadata["doc"]))
+            allowed = _describe(hints[f.name], f.metadata)
+            rows.append((f"{name}.{f.name}", allowed, f.default, f.metadata["doc"]))
     return rows
 

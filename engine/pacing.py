@@ -67,5 +67,5 @@ class FrameTimer:
             return FrameStats(0.0, 0.0, 0.0)
         ordered = sorted(self._intervals)
         mean = sum(ordered) / len(ordered)
-        p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         return FrameStats(1.0 / mean if mean > 0 else 0.0, ordered[len(ordered) // 2] * 1000, p99 * 1000)

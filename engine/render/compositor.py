@@ -49,6 +49,18 @@ class _Overlay:
         self.texture.release()
 
 
+@dataclass
+class _Buffer:
+    """An offscreen colour buffer the compositor draws into and samples from."""
+
+    texture: moderngl.Texture
+    fbo: moderngl.Framebuffer
+
+    def release(self) -> None:
+        self.fbo.release()
+        self.texture.release()
+
+
 class Compositor:
     def __init__(
         self,
@@ -71,11 +83,13 @@ class Compositor:
         self.solid_prog = build_program(ctx, "builtin:solid", vs, builtin.SOLID_FS)
         self._vaos = {
             p: ctx.vertex_array(p, [])
-            for p in (self.idle_prog, self.transition_prog, self.effect_prog, self.overlay_prog, self.solid_prog)
+            for p in (
+                self.idle_prog, self.transition_prog, self.effect_prog, self.overlay_prog, self.solid_prog
+            )
         }
         self._fits: dict[tuple[str, int], FitTransform] = {}
-        self._idle_fb: moderngl.Framebuffer | None = None
-        self._mix_fb: moderngl.Framebuffer | None = None
+        self._idle: _Buffer | None = None
+        self._mix: _Buffer | None = None
         self._join: JoinInfo | None = None
         self._card_big: _Overlay | None = None
         self._card_small: _Overlay | None = None
@@ -84,12 +98,12 @@ class Compositor:
         self.resize(size)
 
     # --- set-up ---------------------------------------------------------------
-    def _color_target(self, size: tuple[int, int]) -> moderngl.Framebuffer:
+    def _buffer(self, size: tuple[int, int]) -> _Buffer:
         tex = self.ctx.texture(size, 4)
         tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         tex.repeat_x = False
         tex.repeat_y = False
-        return self.ctx.framebuffer(color_attachments=[tex])
+        return _Buffer(tex, self.ctx.framebuffer(color_attachments=[tex]))
 
     def resize(self, size: tuple[int, int]) -> None:
         """Output size changed (window resize, fullscreen): rebuild size-bound buffers."""
@@ -97,13 +111,11 @@ class Compositor:
         if size == self.size:
             return
         self.size = size
-        for fb in (self._idle_fb, self._mix_fb):
-            if fb is not None:
-                for att in fb.color_attachments:
-                    att.release()
-                fb.release()
-        self._idle_fb = self._color_target(size)
-        self._mix_fb = self._color_target(size)
+        for buf in (self._idle, self._mix):
+            if buf is not None:
+                buf.release()
+        self._idle = self._buffer(size)
+        self._mix = self._buffer(size)
         self._fits.clear()
         if self._join is not None:
             self.set_join(self._join)
@@ -150,8 +162,8 @@ class Compositor:
     def _bind_layer(self, which: str, unit: int, layer: Layer | None) -> None:
         prog = self.transition_prog
         if layer is None:
-            assert self._idle_fb is not None
-            self._idle_fb.color_attachments[0].use(unit)
+            assert self._idle is not None
+            self._idle.texture.use(unit)
             fit, half = IDENTITY, (0.5 / self.size[0], 0.5 / self.size[1])
         else:
             self.slots.texture(layer.slot).use(unit)
@@ -168,15 +180,15 @@ class Compositor:
         ctx.disable(moderngl.BLEND)
         idle = plan.current is None
         if idle:
-            assert self._idle_fb is not None
-            self._idle_fb.use()
+            assert self._idle is not None
+            self._idle.fbo.use()
             set_uniform(self.idle_prog, "uResolution", (float(w), float(h)))
             set_uniform(self.idle_prog, "uTime", t)
             self._vaos[self.idle_prog].render(moderngl.TRIANGLES, vertices=3)
 
         use_effect = self.effect != "none"
-        out = self._mix_fb if use_effect else target
-        assert out is not None
+        assert self._mix is not None
+        out = self._mix.fbo if use_effect else target
         out.use()
         ctx.viewport = (0, 0, w, h)
         incoming = plan.incoming if plan.incoming is not None else plan.current
@@ -189,10 +201,9 @@ class Compositor:
         self._vaos[prog].render(moderngl.TRIANGLES, vertices=3)
 
         if use_effect:
-            assert self._mix_fb is not None
             target.use()
             ctx.viewport = (0, 0, w, h)
-            self._mix_fb.color_attachments[0].use(0)
+            self._mix.texture.use(0)
             fx = self.effect_prog
             set_uniform(fx, "uInput", 0)
             set_uniform(fx, "uResolution", (float(w), float(h)))
@@ -240,11 +251,9 @@ class Compositor:
         ctx.disable(moderngl.BLEND)
 
     def release(self) -> None:
-        for fb in (self._idle_fb, self._mix_fb):
-            if fb is not None:
-                for att in fb.color_attachments:
-                    att.release()
-                fb.release()
+        for buf in (self._idle, self._mix):
+            if buf is not None:
+                buf.release()
         for item in (self._card_big, self._card_small, self._hud):
             if item is not None:
                 item.release()

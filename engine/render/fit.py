@@ -38,7 +38,9 @@ def fit_transform(
     )
 
 
-def screen_rect(screen: tuple[int, int], image: tuple[int, int], mode: str) -> tuple[float, float, float, float]:
+def screen_rect(
+    screen: tuple[int, int], image: tuple[int, int], mode: str
+) -> tuple[float, float, float, float]:
     """The image's rectangle on screen in pixels (x, y from top-left, w, h); may exceed the screen."""
     sw, sh = screen
     iw, ih = image

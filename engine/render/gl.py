@@ -18,7 +18,7 @@ def standalone_context() -> moderngl.Context:
     """An offscreen GL 3.3+ context: EGL on Linux (works without a display), the default elsewhere."""
     try:
         if sys.platform.startswith("linux"):
-            return moderngl.create_standalone_context(backend="egl", require=330)
+            return moderngl.create_standalone_context(backend="egl", require=330)  # type: ignore[arg-type]
         return moderngl.create_standalone_context(require=330)
     except Exception as err:  # glcontext raises plain Exception subclasses
         raise RenderError(
@@ -46,5 +46,5 @@ def build_program(ctx: moderngl.Context, name: str, vertex: str, fragment: str) 
 def set_uniform(prog: moderngl.Program, name: str, value: Any) -> None:
     """Set a uniform only if the driver kept it (unused uniforms are stripped)."""
     u = prog.get(name, None)
-    if u is not None:
+    if isinstance(u, moderngl.Uniform):
         u.value = value

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from engine.pacing import FramePacer
@@ -44,7 +45,7 @@ def run_headless(opts: ShowOptions, stop: threading.Event) -> None:
         ctx.release()
 
 
-def save_png(rgb: object, path: Path) -> None:
+def save_png(rgb: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)  # type: ignore[call-overload]
+    Image.fromarray(rgb).save(path)
     log.info("snapshot written to %s", path)

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 INK = (16, 12, 28, 255)
 PAPER = (255, 255, 255, 255)
+TEXT = (235, 235, 245, 255)
 
 
 @lru_cache(maxsize=16)
@@ -92,7 +93,8 @@ def hud_image(lines: list[str], layout: HudLayout) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8).copy()
     step = layout.font_px + 6
     widest = max(_text_size(draw, line, layout.font_px)[0] for line in shown)
-    draw.rectangle((0, 0, min(layout.width, widest + 20) - 1, len(shown) * step + 12 - 1), fill=(0, 0, 0, 170))
+    box = (0, 0, min(layout.width, widest + 20) - 1, len(shown) * step + 12 - 1)
+    draw.rectangle(box, fill=(0, 0, 0, 170))
     for i, line in enumerate(shown):
-        draw.text((10, 6 + i * step), line, font=font(layout.font_px), fill=(235, 235, 245, 255))
+        draw.text((10, 6 + i * step), line, font=font(layout.font_px), fill=TEXT)
     return np.asarray(img, dtype=np.uint8).copy()

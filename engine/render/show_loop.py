@@ -138,7 +138,10 @@ class ShowLoop:
             if not self.director.request_next():
                 self.request_image()
         elif cmd.action is Action.BLACKOUT:
-            self.director.set_blackout(toggled(self.director.blackout_on, cmd.value), now)
+            on = toggled(self.director.blackout_on, cmd.value)
+            if on != self.director.blackout_on:
+                log.info("blackout %s", "on" if on else "off")
+            self.director.set_blackout(on, now)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             self._hud_at = -1.0
@@ -197,7 +200,8 @@ class ShowLoop:
         d = self.director
         w, h = self.compositor.size
         lines = [
-            f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.p99_ms:5.1f} ms   cpu {self.cpu_ms:4.2f} ms",
+            f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.p99_ms:5.1f} ms"
+            f"   cpu {self.cpu_ms:4.2f} ms",
             f"queue {self.queue_len}   on screen {d.current.id if d.current else 'idle'}   {w}x{h}"
             + ("   BLACKOUT" if d.blackout_on else ""),
             f"join {self.join_url}",

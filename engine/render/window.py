@@ -129,3 +129,4 @@ def _set_fullscreen(show: ShowLoop, win: Any, screen: Any, on: bool) -> None:
     win.set_fullscreen(on, screen=screen)
     win.set_mouse_visible(not on)
     show.fullscreen = on
+    log.info("fullscreen %s", "on" if on else "off")

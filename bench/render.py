@@ -1,0 +1,509 @@
+"""Render benchmark: the engine's per-frame path against a bare moderngl floor.
+
+At 1280x720 and 1920x1080, for a crossfade plus the glow effect, in one run:
+
+1. engine: ``ShowLoop.frame(now, fbo)`` - commands, upload step, director plan,
+   ``Compositor.render``, stats and snapshot - with a transition always in progress;
+2. floor: the same two shader passes at the same size (crossfade of two image textures into an
+   offscreen texture, glow from it into the target) drawn by a loop that does nothing else;
+3. engine/floor for the median and p99 frame (target <= 1.15x);
+4. ``ShowLoop.cpu_ms``: the show thread's CPU per frame outside GL calls (target < 1 ms);
+5. arrivals: a 2048x2048 image enters the inbox every 30 frames and goes the real way (queue,
+   ``Uploader`` bands within ``render.upload_mb_per_frame``, ``Director``); the worst frame among
+   those that take or upload an image, against the median frame of the same loop (target <= 1.5x).
+
+Why ratios: on llvmpipe (software GL) absolute times swing up to 2x between runs on a shared
+machine, so only figures taken in the same run, interleaved, compare. A frame's time is wall time
+around the frame and ``ctx.finish()``, so the rendering itself is counted; the show thread's CPU
+time (``time.thread_time``) is printed beside it, since llvmpipe renders on other threads. The
+engine runs on a synthetic 60 fps clock, so every frame sees the same show time whatever the
+machine's speed. Missed targets are reported, never asserted: the script exits 0.
+
+Run from the repository root: ``.venv/bin/python bench/render.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import moderngl
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.config import Config, with_overrides  # noqa: E402
+from engine.render import builtin  # noqa: E402
+from engine.render.fit import fit_transform  # noqa: E402
+from engine.render.gl import standalone_context  # noqa: E402
+from engine.render.show_loop import Inbox, ShowLoop  # noqa: E402
+from engine.show import ShowImage  # noqa: E402
+
+SIZES: tuple[tuple[int, int], ...] = ((1280, 720), (1920, 1080))
+FRAME_DT = 1.0 / 60.0  # the synthetic clock: a 60 fps show
+JOIN_URL = "http://192.168.1.20:3000"
+
+PLAIN_IMAGE = 1024  # the images crossfaded in the engine/floor comparison (a typical generated image)
+ARRIVAL_IMAGE = 2048  # the images that arrive during the upload measurement (render.max_image_size)
+ARRIVAL_EVERY = 30  # frames between two arrivals
+# The comparison's transition is the longest the config allows, so it is still running on the last
+# measured frame: at 60 fps, 60 s last 3600 frames, more than warm-up and measurement together.
+PLAIN_TRANSITION_S = 60.0
+# Arrivals: the director must take images as fast as they come (one per 30 frames), or they would
+# wait in the queue and the director, not the inbox, would decide when uploads happen.
+ARRIVAL_TRANSITION_S = 0.4
+MAX_FRAMES = 3500  # warm-up + measured frames, so the comparison's transition never ends
+PRIME_FRAMES_MAX = 64
+
+TARGET_RATIO = 1.15
+TARGET_CPU_MS = 1.0
+TARGET_ARRIVAL_RATIO = 1.5
+
+BASE_OVERRIDES: dict[str, object] = {
+    "render.max_image_size": 2048,
+    "show.effect": "glow",
+    "show.hold": 0.0,
+}
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """Per-frame wall and thread-CPU times of one loop, in milliseconds."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    def add(self, wall_ms: float, cpu_ms: float) -> None:
+        self.wall_ms.append(wall_ms)
+        self.cpu_ms.append(cpu_ms)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def p99(values: Sequence[float]) -> float:
+    return float(np.percentile(values, 99)) if len(values) else float("nan")
+
+
+def timed(ctx: moderngl.Context, draw: Callable[[], None]) -> tuple[float, float]:
+    """Wall and thread-CPU milliseconds of ``draw()`` plus ``ctx.finish()`` (the GPU's share)."""
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    draw()
+    ctx.finish()
+    return (time.perf_counter() - wall0) * 1000.0, (time.thread_time() - cpu0) * 1000.0
+
+
+class Loop(Protocol):
+    def frame(self, record: bool) -> None: ...
+
+    def release(self) -> None: ...
+
+
+def run_interleaved(loops: Sequence[Loop], warmup: int, frames: int, block: int) -> None:
+    """Warm every loop up, then measure them in turns of ``block`` frames each.
+
+    On this shared 2-core machine the speed drifts over seconds (other tenants, frequency, the
+    llvmpipe threads competing with ours). Measuring one loop after another would charge that
+    drift to whichever loop ran in the slow stretch; short alternating blocks spread it evenly
+    over all of them, and reversing the order every round keeps one loop from always running
+    right after the same other one (and inheriting its cache state).
+    """
+    for loop in loops:
+        for _ in range(warmup):
+            loop.frame(record=False)
+    done = 0
+    rounds = 0
+    while done < frames:
+        n = min(block, frames - done)
+        for loop in loops if rounds % 2 == 0 else list(reversed(loops)):
+            for _ in range(n):
+                loop.frame(record=True)
+        done += n
+        rounds += 1
+
+
+# --- shared set-up --------------------------------------------------------------------------
+
+
+def make_image(side: int, seed: int) -> np.ndarray:
+    """An opaque (side, side, 4) uint8 picture; noise, so no texture cache gets an easy ride."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(side, side, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    return pixels
+
+
+def bench_config(size: tuple[int, int], transition: float) -> Config:
+    w, h = size
+    overrides = {**BASE_OVERRIDES, "show.transition": transition, "window.width": w, "window.height": h}
+    return with_overrides(Config(), overrides)
+
+
+def color_target(ctx: moderngl.Context, size: tuple[int, int]) -> moderngl.Framebuffer:
+    return ctx.framebuffer(color_attachments=[ctx.texture(size, 4)])
+
+
+def release_target(fb: moderngl.Framebuffer) -> None:
+    for att in fb.color_attachments:
+        att.release()
+    fb.release()
+
+
+class SyntheticClock:
+    """Show time that advances one 60 fps frame per call, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def tick(self) -> float:
+        now = self.now
+        self.now += FRAME_DT
+        return now
+
+
+def prime(
+    show: ShowLoop, clock: SyntheticClock, target: moderngl.Framebuffer, images: Sequence[np.ndarray]
+) -> None:
+    """Bring image 0 on screen and image 1 in, through the inbox, so measuring starts mid-transition.
+
+    The first image fades in from the idle screen; the clock jumps over that fade so the idle
+    visual (not part of this benchmark) is drawn only once.
+    """
+    for i, pixels in enumerate(images[:2]):
+        show.inbox.images.put(ShowImage(f"prime-{i}", pixels))
+    for _ in range(PRIME_FRAMES_MAX):
+        d = show.director
+        if d.current is not None and d.incoming is not None:
+            return
+        show.frame(clock.now, target)
+        clock.now += d.transition if (d.current is None and d.incoming is not None) else FRAME_DT
+    raise RuntimeError("the director never got to a transition between two images")
+
+
+# --- the three loops ------------------------------------------------------------------------
+
+
+class FloorLoop:
+    """The same two passes the compositor draws, by the least code that can draw them."""
+
+    def __init__(
+        self, ctx: moderngl.Context, cfg: Config, size: tuple[int, int], images: Sequence[np.ndarray]
+    ) -> None:
+        self.ctx = ctx
+        self.series = Series()
+        self.frames = 0
+        slot = cfg.render.max_image_size
+        # Same as the engine's slots: square textures of the largest size, the image in a corner.
+        self.textures = [self._slot_texture(slot, pixels) for pixels in images[:2]]
+        self.mix_fb = ctx.framebuffer(color_attachments=[ctx.texture(size, 4)])
+        mix_tex = self.mix_fb.color_attachments[0]
+        mix_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        mix_tex.repeat_x = mix_tex.repeat_y = False
+        self.target = color_target(ctx, size)
+        self.mix_prog = ctx.program(vertex_shader=builtin.FULLSCREEN_VS, fragment_shader=builtin.CROSSFADE_FS)
+        self.glow_prog = ctx.program(vertex_shader=builtin.FULLSCREEN_VS, fragment_shader=builtin.GLOW_FS)
+        self.mix_vao = ctx.vertex_array(self.mix_prog, [])
+        self.glow_vao = ctx.vertex_array(self.glow_prog, [])
+        self._set_constant_uniforms(cfg, size, images)
+        self._progress = self.mix_prog["progress"]
+        # Drivers strip unused uniforms; neither built-in pass reads uTime today.
+        self._times = [u for p in (self.mix_prog, self.glow_prog) if (u := p.get("uTime", None)) is not None]
+
+    def _slot_texture(self, slot: int, pixels: np.ndarray) -> moderngl.Texture:
+        tex = self.ctx.texture((slot, slot), 4)
+        tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        tex.repeat_x = tex.repeat_y = False
+        h, w = pixels.shape[:2]
+        tex.write(pixels, viewport=(0, 0, w, h))
+        return tex
+
+    def _set_constant_uniforms(
+        self, cfg: Config, size: tuple[int, int], images: Sequence[np.ndarray]
+    ) -> None:
+        """Set once what the compositor sets every frame: samplers, fit transforms, sizes."""
+        w, h = size
+        slot = cfg.render.max_image_size
+        half = 0.5 / slot
+        values: dict[str, object] = {"ratio": w / h}
+        for unit, (which, pixels) in enumerate(zip(("From", "To"), images[:2], strict=True)):
+            fit = fit_transform(size, (pixels.shape[1], pixels.shape[0]), slot, cfg.show.fit)
+            values[f"u{which}"] = unit
+            values[f"u{which}Xform"] = fit.as_xform()
+            values[f"u{which}Region"] = (*fit.region, half, half)
+        for name, value in values.items():
+            if (u := self.mix_prog.get(name, None)) is not None:
+                u.value = value
+        self.glow_prog["uInput"].value = 0
+        self.glow_prog["uResolution"].value = (float(w), float(h))
+
+    def _draw(self) -> None:
+        t = self.frames * FRAME_DT
+        self._progress.value = (t / PLAIN_TRANSITION_S) % 1.0
+        for u in self._times:
+            u.value = t
+        # Bound every frame because the engine loops share this context (and texture units).
+        self.mix_fb.use()
+        self.textures[0].use(0)
+        self.textures[1].use(1)
+        self.mix_vao.render(moderngl.TRIANGLES, vertices=3)
+        self.target.use()
+        self.mix_fb.color_attachments[0].use(0)
+        self.glow_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def frame(self, record: bool) -> None:
+        if self.frames == 0:
+            self.ctx.disable(moderngl.BLEND)
+        wall, cpu = timed(self.ctx, self._draw)
+        self.frames += 1
+        if record:
+            self.series.add(wall, cpu)
+
+    def release(self) -> None:
+        for obj in (self.mix_vao, self.glow_vao, self.mix_prog, self.glow_prog, *self.textures):
+            obj.release()
+        release_target(self.mix_fb)
+        release_target(self.target)
+
+
+class EngineLoop:
+    """``ShowLoop.frame`` on a synthetic clock, into an offscreen target, mid-transition."""
+
+    def __init__(
+        self, ctx: moderngl.Context, cfg: Config, size: tuple[int, int], images: Sequence[np.ndarray]
+    ) -> None:
+        self.ctx = ctx
+        self.series = Series()
+        self.cpu_ms: list[float] = []  # ShowLoop.cpu_ms per recorded frame
+        self.clock = SyntheticClock()
+        self.target = color_target(ctx, size)
+        self.show = ShowLoop(ctx, cfg, size, Inbox(), JOIN_URL)
+        prime(self.show, self.clock, self.target, images)
+
+    def frame(self, record: bool) -> None:
+        now = self.clock.tick()
+        wall, cpu = timed(self.ctx, lambda: self.show.frame(now, self.target))
+        if record:
+            self.series.add(wall, cpu)
+            self.cpu_ms.append(self.show.cpu_ms)
+
+    def release(self) -> None:
+        self.show.release()
+        release_target(self.target)
+
+
+class ArrivalLoop(EngineLoop):
+    """``EngineLoop`` with a new 2048x2048 image put in the inbox every ``ARRIVAL_EVERY`` frames.
+
+    An arrival frame is the one that takes an image from the queue, and every later frame that
+    writes a band of it: the uploader was busy before it.
+    """
+
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        cfg: Config,
+        size: tuple[int, int],
+        images: Sequence[np.ndarray],
+        first_arrival: int,
+    ) -> None:
+        super().__init__(ctx, cfg, size, images)
+        self.images = images
+        self.first_arrival = first_arrival
+        self.frames = 0
+        self.sent = 0
+        self.arrival: list[bool] = []  # per recorded frame
+
+    def frame(self, record: bool) -> None:
+        if self.frames >= self.first_arrival and (self.frames - self.first_arrival) % ARRIVAL_EVERY == 0:
+            pixels = self.images[self.sent % len(self.images)]
+            self.show.inbox.images.put(ShowImage(f"arrival-{self.sent}", pixels))
+            self.sent += 1
+        queued, busy = self.show.inbox.images.qsize(), self.show.uploader.busy
+        super().frame(record)
+        self.frames += 1
+        if record:
+            self.arrival.append(busy or self.show.inbox.images.qsize() < queued)
+
+    @property
+    def arrival_wall_ms(self) -> list[float]:
+        return [ms for ms, hit in zip(self.series.wall_ms, self.arrival, strict=True) if hit]
+
+
+# --- one size -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    frames: int
+    warmup: int
+    block: int
+
+
+@dataclass
+class SizeResult:
+    size: tuple[int, int]
+    floor: FloorLoop
+    engine: EngineLoop
+    arrivals: ArrivalLoop
+
+
+def measure_size(
+    ctx: moderngl.Context,
+    size: tuple[int, int],
+    settings: Settings,
+    plain: Sequence[np.ndarray],
+    big: Sequence[np.ndarray],
+) -> SizeResult:
+    plain_cfg = bench_config(size, PLAIN_TRANSITION_S)
+    arrival_cfg = bench_config(size, ARRIVAL_TRANSITION_S)
+    floor = FloorLoop(ctx, plain_cfg, size, plain)
+    engine = EngineLoop(ctx, plain_cfg, size, plain)
+    # The first arrival lands on the first measured frame; one more comes during a long warm-up.
+    arrivals = ArrivalLoop(ctx, arrival_cfg, size, big, first_arrival=settings.warmup % ARRIVAL_EVERY)
+    loops: list[Loop] = [floor, engine, arrivals]
+    # As the app does: start-up objects out of the collector's way, so collections stay short.
+    gc.collect()
+    gc.freeze()
+    try:
+        run_interleaved(loops, settings.warmup, settings.frames, settings.block)
+    finally:
+        for loop in loops:
+            loop.release()
+        gc.unfreeze()
+    return SizeResult(size, floor, engine, arrivals)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def print_header(ctx: moderngl.Context, settings: Settings) -> None:
+    cfg = bench_config(SIZES[0], PLAIN_TRANSITION_S)
+    print("Stagecraft render benchmark: ShowLoop.frame against a bare moderngl floor")
+    print(f"  GL: {ctx.info['GL_RENDERER']} | Python {platform.python_version()} | {os.cpu_count()} CPUs")
+    print(
+        f"  {settings.frames} measured frames per loop after {settings.warmup} warm-up frames; "
+        f"floor, engine and arrival loops interleaved in blocks of {settings.block}"
+    )
+    print(
+        f"  effect={cfg.show.effect} fit={cfg.show.fit} hold={cfg.show.hold:g}s "
+        f"max_image_size={cfg.render.max_image_size} upload={cfg.render.upload_mb_per_frame:g} MB/frame "
+        f"slots={cfg.render.image_slots} qr={cfg.overlay.qr} hud={cfg.overlay.hud}"
+    )
+    print(
+        f"  engine/floor: crossfade of two {PLAIN_IMAGE}x{PLAIN_IMAGE} images ({PLAIN_TRANSITION_S:g} s "
+        f"transition) + glow; arrivals: a {ARRIVAL_IMAGE}x{ARRIVAL_IMAGE} image every {ARRIVAL_EVERY} "
+        f"frames ({ARRIVAL_TRANSITION_S:g} s transitions)"
+    )
+    print("  times in ms; frame = wall time of the frame + ctx.finish(); cpu = show-thread time.thread_time")
+
+
+def print_row(label: str, cells: Sequence[float | str] = (), note: str = "") -> None:
+    text = "".join(f"{c:>9.2f}" if isinstance(c, float) else f"{c:>9}" for c in cells)
+    print(f"  {label:<36}{text:<36}  {note}".rstrip())
+
+
+def wall_and_cpu(s: Series) -> list[float | str]:
+    return [median(s.wall_ms), p99(s.wall_ms), median(s.cpu_ms), p99(s.cpu_ms)]
+
+
+def report_size(result: SizeResult) -> list[bool]:
+    """Print one size's table; return whether each target was met."""
+    w, h = result.size
+    floor, engine, arrivals = result.floor.series, result.engine.series, result.arrivals
+    med_ratio = median(engine.wall_ms) / median(floor.wall_ms)
+    p99_ratio = p99(engine.wall_ms) / p99(floor.wall_ms)
+    cpu_med, cpu_p99 = median(result.engine.cpu_ms), p99(result.engine.cpu_ms)
+    cpu_ok = cpu_med < TARGET_CPU_MS and cpu_p99 < TARGET_CPU_MS
+    loop_med = median(arrivals.series.wall_ms)
+    hits = arrivals.arrival_wall_ms
+    worst = max(hits) if hits else float("nan")
+    arrival_ratio = worst / loop_med
+    arrival_ok = bool(hits) and arrival_ratio <= TARGET_ARRIVAL_RATIO
+
+    print()
+    print_row(f"{w}x{h}", ["median", "p99", "cpu med", "cpu p99"], "(ms; cpu = show-thread CPU)")
+    print_row("floor: bare moderngl (baseline)", wall_and_cpu(floor))
+    print_row("engine: ShowLoop.frame", wall_and_cpu(engine))
+    print_row(
+        "engine / floor",
+        [f"{med_ratio:.2f}x", f"{p99_ratio:.2f}x"],
+        f"target <= {TARGET_RATIO:.2f}x: median {verdict(med_ratio <= TARGET_RATIO)}, "
+        f"p99 {verdict(p99_ratio <= TARGET_RATIO)}",
+    )
+    print_row(
+        "engine: ShowLoop.cpu_ms (outside GL)",
+        [f"{cpu_med:.3f}", f"{cpu_p99:.3f}"],
+        f"target < {TARGET_CPU_MS:g} ms: {verdict(cpu_ok)}",
+    )
+    print_row(
+        f"arrival loop: all {len(arrivals.series.wall_ms)} frames",
+        wall_and_cpu(arrivals.series),
+        f"cpu_ms median {median(arrivals.cpu_ms):.3f}, p99 {p99(arrivals.cpu_ms):.3f}",
+    )
+    print_row(
+        f"arrival frames: {len(hits)} ({arrivals.sent} images)",
+        [median(hits), p99(hits)],
+        f"worst {worst:.2f}",
+    )
+    print_row(
+        "arrival worst / arrival loop median",
+        [f"{arrival_ratio:.2f}x"],
+        f"target <= {TARGET_ARRIVAL_RATIO:.2f}x: {verdict(arrival_ok)}",
+    )
+    return [med_ratio <= TARGET_RATIO, p99_ratio <= TARGET_RATIO, cpu_ok, arrival_ok]
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--frames", type=int, default=200, help="measured frames per loop and size")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up frames per loop and size")
+    parser.add_argument("--block", type=int, default=20, help="frames per interleaved block")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 frames, 5 warm-up frames")
+    args = parser.parse_args(argv)
+    frames, warmup = (20, 5) if args.quick else (args.frames, args.warmup)
+    if frames < 1 or warmup < 0 or frames + warmup > MAX_FRAMES or args.block < 1:
+        parser.error(f"need frames >= 1, warmup >= 0, frames + warmup <= {MAX_FRAMES}, block >= 1")
+    return Settings(frames=frames, warmup=warmup, block=args.block)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = parse_args(argv)
+    plain = [make_image(PLAIN_IMAGE, seed) for seed in (1, 2)]
+    big = [make_image(ARRIVAL_IMAGE, seed) for seed in (3, 4)]
+    ctx = standalone_context()
+    try:
+        print_header(ctx, settings)
+        met: list[bool] = []
+        for size in SIZES:
+            met += report_size(measure_size(ctx, size, settings, plain, big))
+    finally:
+        ctx.release()
+    print(f"\n{sum(met)} of {len(met)} targets met (figures are reported, never asserted)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Helpers shared by the tests: images, configs, pixel reading, assertions named for the domain."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from engine.config import Config, with_overrides
+from engine.render.show_loop import read_rgb
+from engine.show import ShowImage
+
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
+GREEN = (0, 255, 0)
+
+
+def make_config(overrides: dict[str, Any] | None = None) -> Config:
+    """A Config with test-friendly defaults: no effect, no overlays, small slots."""
+    base: dict[str, Any] = {
+        "show.effect": "none",
+        "overlay.qr": "off",
+        "render.max_image_size": 512,
+        "render.image_slots": 4,
+    }
+    base.update(overrides or {})
+    return with_overrides(Config(), base)
+
+
+def solid(color: tuple[int, int, int], size: tuple[int, int] = (64, 64), id: str = "img") -> ShowImage:
+    """A uniformly coloured image of ``size`` (w, h)."""
+    w, h = size
+    px = np.empty((h, w, 4), dtype=np.uint8)
+    px[..., :3] = color
+    px[..., 3] = 255
+    return ShowImage(id, px)
+
+
+def quadrants(size: tuple[int, int] = (64, 64), id: str = "quads") -> ShowImage:
+    """Top-left red, top-right green, bottom-left blue, bottom-right white: shows orientation."""
+    w, h = size
+    px = np.zeros((h, w, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    px[: h // 2, : w // 2, :3] = RED
+    px[: h // 2, w // 2 :, :3] = GREEN
+    px[h // 2 :, : w // 2, :3] = BLUE
+    px[h // 2 :, w // 2 :, :3] = 255
+    return ShowImage(id, px)
+
+
+def target(ctx: moderngl.Context, size: tuple[int, int]) -> moderngl.Framebuffer:
+    return ctx.framebuffer(color_attachments=[ctx.texture(size, 4)])
+
+
+def pixels(fb: moderngl.Framebuffer) -> np.ndarray:
+    """(h, w, 3) uint8, top row first."""
+    w, h = fb.size
+    return read_rgb(fb, (w, h))
+
+
+def assert_color(px: np.ndarray, expected: tuple[float, float, float], tol: float = 3.0) -> None:
+    """Every pixel of ``px`` is within ``tol`` of ``expected`` in each channel."""
+    diff = np.abs(px.reshape(-1, 3).astype(np.float64) - np.array(expected, dtype=np.float64))
+    worst = float(diff.max())
+    assert worst <= tol, f"pixels differ from {expected} by up to {worst:.1f} (tolerance {tol})"
+
+
+def assert_not_uniform(px: np.ndarray, min_std: float = 4.0) -> None:
+    """The picture has visible structure: not one flat colour, and no NaN garbage."""
+    std = float(px.reshape(-1, 3).astype(np.float64).std(axis=0).max())
+    assert std >= min_std, f"picture is nearly uniform (channel std {std:.2f} < {min_std})"
+
+
+def drain(q: queue.SimpleQueue[Any]) -> list[Any]:
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
