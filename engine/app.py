@@ -10,6 +10,8 @@ import sys
 import threading
 from types import FrameType
 
+import segno
+
 from engine.backstage import Backstage
 from engine.show_options import ShowOptions
 
@@ -36,6 +38,8 @@ def run(opts: ShowOptions, headless: bool) -> None:
     opts.request_image = backstage.request_image
     backstage.start()
     log.info("join at %s", opts.join_url)
+    if sys.stdout.isatty():
+        segno.make(opts.join_url, error="m").terminal(compact=True)
     # Objects made at start-up live for the whole show: keep them out of every
     # collection so a full GC pass never freezes a frame for long.
     gc.collect()

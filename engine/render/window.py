@@ -82,7 +82,9 @@ def run_window(opts: ShowOptions, stop: threading.Event) -> None:
     show = ShowLoop(ctx, opts.cfg, win.get_framebuffer_size(), opts.inbox, opts.join_url, opts.board,
                     opts.request_image)
     show.fullscreen = win.fullscreen
-    pacer = FramePacer(opts.fps)
+    # With vsync the display paces the loop; the cap sits 2% above the asked rate so
+    # it never makes a frame miss a vblank on a display running a hair fast.
+    pacer = FramePacer(opts.fps * 1.02 if opts.cfg.window.vsync else opts.fps)
     log.info("window: %dx%d%s on %s", *win.get_framebuffer_size(), " fullscreen" if win.fullscreen else "",
              ctx.info["GL_RENDERER"])
     try:
