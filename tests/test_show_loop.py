@@ -178,3 +178,22 @@ def test_capture_returns_the_frame(show: ShowLoop, inbox: Inbox, fb: moderngl.Fr
     rgb = show.capture(1.5)
     assert rgb.shape == (SIZE[1], SIZE[0], 3)
     assert_color(rgb, RED)
+
+
+def test_a_failing_frame_is_reported_once_and_the_show_goes_on(
+    show: ShowLoop, fb: moderngl.Framebuffer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error while drawing is logged once, shown on the HUD, and frames continue."""
+    real = show.compositor.render
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("driver hiccup")
+
+    monkeypatch.setattr(show.compositor, "render", broken)
+    show.frame(0.0, fb)
+    show.frame(0.1, fb)
+    assert caplog.text.count("frame failed: RuntimeError: driver hiccup") == 1
+    assert show.errors[-1] == "frame failed: RuntimeError: driver hiccup"
+    monkeypatch.setattr(show.compositor, "render", real)
+    show.frame(0.2, fb)
+    assert show.board.read().frame >= 1

@@ -90,14 +90,32 @@ class ShowLoop:
         self.errors: deque[str] = deque(maxlen=4)
         self.last_plan: FramePlan | None = None
         self.cpu_ms = 0.0  # show-thread CPU per frame outside GL calls, last frame
+        self.work_ms = 0.0  # wall time of the last frame's work (GL commands queued, not finished)
         self._timer = FrameTimer()
         self._stats = FrameStats(0.0, 0.0, 0.0)
         self._stats_at = -1.0
         self._hud_at = -1.0
+        self._last_failure = ""
 
     # --- per frame ------------------------------------------------------------
     def frame(self, now: float, target: moderngl.Framebuffer) -> None:
-        """Draw one frame for time ``now`` into ``target``."""
+        """Draw one frame for time ``now`` into ``target``; a failure is reported, never raised.
+
+        The projector keeps its last good picture while the error is on the HUD and in the log.
+        """
+        start = time.perf_counter()
+        try:
+            self._frame(now, target)
+            self.work_ms = (time.perf_counter() - start) * 1000
+        except Exception as err:
+            self.frame_index += 1
+            message = f"frame failed: {type(err).__name__}: {err}"
+            if message != self._last_failure:
+                self._last_failure = message
+                log.exception("%s", message)
+                self.errors.append(message)
+
+    def _frame(self, now: float, target: moderngl.Framebuffer) -> None:
         cpu0 = time.thread_time()
         self._apply_commands(now)
         cpu1 = time.thread_time()
@@ -121,6 +139,7 @@ class ShowLoop:
             self._hud_at = now
             self.compositor.set_hud(self.hud_lines())
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
+        self._last_failure = ""
 
     def _apply_commands(self, now: float) -> None:
         for _ in range(MAX_COMMANDS_PER_FRAME):
@@ -201,7 +220,7 @@ class ShowLoop:
         w, h = self.compositor.size
         lines = [
             f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.p99_ms:5.1f} ms"
-            f"   cpu {self.cpu_ms:4.2f} ms",
+            f"   work {self.work_ms:4.1f} ms   cpu {self.cpu_ms:4.2f} ms",
             f"queue {self.queue_len}   on screen {d.current.id if d.current else 'idle'}   {w}x{h}"
             + ("   BLACKOUT" if d.blackout_on else ""),
             f"join {self.join_url}",
