@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.engine_process import EngineProcess, run_engine
 from tests.fakes import assert_not_uniform
-from tests.xwindow import XServer, close_window, find_window, press, start_xvfb
+from tests.xwindow import XServer, close_window, find_window, press, press_until, start_xvfb
 
 ARGS = ["--set", 'server.public_url="http://10.9.8.7:3000"', "--fps", "30"]
 
@@ -59,11 +59,9 @@ def test_escape_leaves_fullscreen_first_then_quits(xserver: XServer, tmp_path: P
         win = find_window(xserver, "Stagecraft")
         press(xserver, win, "f")
         p.wait_for("fullscreen on")
-        # pyglet recreates the X window on a fullscreen change: look it up again.
-        press(xserver, find_window(xserver, "Stagecraft"), "Escape")
-        p.wait_for("fullscreen off")
+        press_until(xserver, "Stagecraft", "Escape", lambda: "fullscreen off" in p.output)
         assert p.proc.poll() is None
-        press(xserver, find_window(xserver, "Stagecraft"), "Escape")
+        press_until(xserver, "Stagecraft", "Escape", lambda: p.proc.poll() is not None)
         clean_exit(p)
     finally:
         p.kill()

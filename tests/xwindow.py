@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -76,6 +77,23 @@ def press(server: XServer, window: int, key: str) -> None:
     """Focus the window and type one key, through XTEST like a real keyboard."""
     xdotool(server, "windowfocus", "--sync", str(window))
     xdotool(server, "key", key)
+
+
+def press_until(server: XServer, name: str, key: str, done: Callable[[], bool], attempts: int = 5,
+                wait: float = 3.0) -> None:
+    """Press ``key`` on the window called ``name`` until ``done()``.
+
+    pyglet recreates its X window when fullscreen changes, so a key sent while the
+    new window is still being mapped can be lost; look the window up and try again.
+    """
+    for _ in range(attempts):
+        press(server, find_window(server, name), key)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if done():
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"pressing {key} {attempts} times never took effect")
 
 
 class _XClientMessageEvent(ctypes.Structure):
