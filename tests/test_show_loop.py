@@ -181,7 +181,10 @@ def test_capture_returns_the_frame(show: ShowLoop, inbox: Inbox, fb: moderngl.Fr
 
 
 def test_a_failing_frame_is_reported_once_and_the_show_goes_on(
-    show: ShowLoop, fb: moderngl.Framebuffer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    show: ShowLoop,
+    fb: moderngl.Framebuffer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An unexpected error while drawing is logged once, shown on the HUD, and frames continue."""
     real = show.compositor.render
