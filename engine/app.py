@@ -34,7 +34,7 @@ def run(opts: ShowOptions, headless: bool) -> None:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    backstage = Backstage(opts.cfg, opts.inbox, opts.board)
+    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url)
     opts.request_image = backstage.request_image
     backstage.start()
     log.info("join at %s", opts.join_url)

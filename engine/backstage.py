@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engine.config import Config
 from engine.gen.placeholder import placeholder_image
+from engine.render.overlay import HudLayout, hud_image, hud_lines
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowImage
 
@@ -23,11 +24,13 @@ log = logging.getLogger(__name__)
 
 # Keep the show fed without piling up images it cannot use yet.
 TARGET_QUEUE = 2
+HUD_REFRESH_S = 0.25
 
 
 class Backstage:
-    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard) -> None:
+    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str = "") -> None:
         self.cfg = cfg
+        self.join_url = join_url
         self.inbox = inbox
         self.board = board
         self._thread: threading.Thread | None = None
@@ -76,12 +79,27 @@ class Backstage:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._wanted = asyncio.Event()
-        tasks = [asyncio.create_task(self._placeholder_source(), name="placeholder")]
+        tasks = [
+            asyncio.create_task(self._placeholder_source(), name="placeholder"),
+            asyncio.create_task(self._hud_painter(), name="hud"),
+        ]
         self._ready.set()
         await self._stop.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _hud_painter(self) -> None:
+        """Paint the HUD from the show's snapshot a few times a second, while it is shown."""
+        loop = asyncio.get_running_loop()
+        layout = HudLayout()
+        while True:
+            snap = self.board.read()
+            if snap.hud:
+                lines = hud_lines(snap, self.join_url)
+                pixels = await loop.run_in_executor(self._pool, hud_image, lines, layout)
+                self.inbox.hud.put(pixels)
+            await asyncio.sleep(HUD_REFRESH_S)
 
     async def _placeholder_source(self) -> None:
         """Stand-in source: a new image every ``demo.interval`` seconds, or on request."""

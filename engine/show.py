@@ -72,6 +72,8 @@ class ShowSnapshot:
     fps: float = 0.0
     frame_ms: float = 0.0
     frame_p99_ms: float = 0.0
+    work_ms: float = 0.0
+    cpu_ms: float = 0.0
     current_id: str | None = None
     incoming_id: str | None = None
     queue_len: int = 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 
+import pytest
+
 from engine.backstage import Backstage
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowSnapshot
@@ -38,6 +40,32 @@ def test_interval_source_keeps_the_queue_short() -> None:
         except queue.Empty:
             got = False
         assert not got
+    finally:
+        b.stop()
+
+
+def test_hud_is_painted_while_the_show_wants_it() -> None:
+    """With the HUD on in the snapshot, backstage paints HUD pictures into the inbox."""
+    inbox = Inbox()
+    board = StateBoard()
+    board.publish(ShowSnapshot(hud=True, fps=60.0))
+    b = Backstage(make_config({"demo.interval": 0.0}), inbox, board, "http://10.0.0.2:3000")
+    b.start()
+    try:
+        pixels = inbox.hud.get(timeout=5)
+        assert pixels.ndim == 3 and pixels.shape[2] == 4 and pixels[..., 3].max() > 0
+    finally:
+        b.stop()
+
+
+def test_hud_is_not_painted_when_hidden() -> None:
+    """No HUD in the snapshot: no painting work at all."""
+    inbox = Inbox()
+    b = Backstage(make_config({"demo.interval": 0.0}), inbox, StateBoard())
+    b.start()
+    try:
+        with pytest.raises(queue.Empty):
+            inbox.hud.get(timeout=0.6)
     finally:
         b.stop()
 

@@ -10,6 +10,7 @@ import pytest
 import zxingcpp
 
 from engine.render.compositor import Compositor, JoinInfo
+from engine.render.overlay import HudLayout, hud_image
 from engine.render.upload import TextureSlots, Uploader
 from engine.show import FramePlan, Layer, ShowImage
 from tests.fakes import BLUE, RED, assert_color, assert_not_uniform, pixels, quadrants, solid, target
@@ -195,7 +196,7 @@ def test_full_blackout_is_black_over_everything(ctx: moderngl.Context, slots: Te
     """Blackout 1 covers image and overlays alike."""
     comp = Compositor(ctx, SIZE, slots, effect="glow")
     comp.set_join(JoinInfo(URL))
-    comp.set_hud(["hud"])
+    comp.set_hud(hud_image(["hud"], HudLayout()))
     try:
         assert_color(draw(comp, fb, FramePlan(None, None, 0.0, 1.0)), (0, 0, 0))
     finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import zxingcpp
 
-from engine.render.overlay import HudLayout, hud_image, join_card, qr_image, qr_modules
+from engine.render.overlay import HudLayout, hud_image, hud_lines, join_card, qr_image, qr_modules
+from engine.show import ShowSnapshot
 
 
 def decode_qr(rgb: np.ndarray) -> list[str]:
@@ -32,6 +33,17 @@ def test_join_card_holds_a_decodable_qr_and_is_white() -> None:
     card = join_card(url, 180, "Send your prompt")
     assert decode_qr(card[..., :3]) == [url]
     assert tuple(card[0, 0]) == (255, 255, 255, 255)
+
+
+def test_hud_lines_show_what_a_technician_looks_for() -> None:
+    """fps, frame time, work, queue length, what is on screen, the join URL, and recent errors."""
+    snap = ShowSnapshot(fps=59.9, frame_ms=16.7, frame_p99_ms=18.0, work_ms=5.0, queue_len=3,
+                        current_id="img-7", size=(1280, 720), blackout=True, errors=("e1", "e2", "e3"))
+    text = "\n".join(hud_lines(snap, "http://10.0.0.2:3000"))
+    for part in ("59.9 fps", "frame  16.7 ms", "p99  18.0 ms", "work  5.0 ms", "queue 3", "img-7",
+                 "1280x720", "BLACKOUT", "join http://10.0.0.2:3000", "! e2", "! e3"):
+        assert part in text
+    assert "! e1" not in text
 
 
 def test_hud_box_covers_only_the_text() -> None:

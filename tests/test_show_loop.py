@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import moderngl
+import numpy as np
 import pytest
 
 from engine.commands import Action, Command
@@ -147,12 +148,31 @@ def test_hud_toggles(show: ShowLoop, inbox: Inbox, fb: moderngl.Framebuffer) -> 
     assert not show.board.read().hud
 
 
-def test_hud_lines_show_fps_queue_and_join_url(show: ShowLoop, fb: moderngl.Framebuffer) -> None:
-    """The HUD text carries the figures a technician looks for."""
+def test_hud_picture_from_backstage_is_drawn_while_the_hud_is_on(
+    show: ShowLoop, inbox: Inbox, fb: moderngl.Framebuffer
+) -> None:
+    """A HUD picture painted backstage appears top-left; hidden again when H turns the HUD off."""
+    hud = np.zeros((40, 80, 4), dtype=np.uint8)
+    hud[..., 1] = 255
+    hud[..., 3] = 255
+    inbox.commands.put(Command(Action.HUD))
+    inbox.hud.put(hud)
     show.frame(0.0, fb)
-    text = "\n".join(show.hud_lines())
-    for word in ("fps", "frame", "queue", "join http://127.0.0.1:3000"):
-        assert word in text
+    margin = max(8, SIZE[1] // 40)
+    assert_color(pixels(fb)[margin + 5 : margin + 30, margin + 5 : margin + 70], (0, 255, 0))
+    inbox.commands.put(Command(Action.HUD))
+    show.frame(0.1, fb)
+    assert pixels(fb)[margin + 10, margin + 10, 1] < 200
+
+
+def test_hud_picture_is_ignored_while_the_hud_is_off(show: ShowLoop, inbox: Inbox,
+                                                     fb: moderngl.Framebuffer) -> None:
+    """A late HUD picture does not bring the HUD back after H hid it."""
+    hud = np.full((40, 80, 4), 255, dtype=np.uint8)
+    inbox.hud.put(hud)
+    show.frame(0.0, fb)
+    margin = max(8, SIZE[1] // 40)
+    assert pixels(fb)[margin + 10, margin + 10].min() < 250
 
 
 @pytest.mark.parametrize("action", [Action.QUIT, Action.FULLSCREEN, Action.ESCAPE])

@@ -20,7 +20,7 @@ import numpy as np
 from engine.render import builtin
 from engine.render.fit import IDENTITY, FitTransform, fit_transform
 from engine.render.gl import build_program, set_uniform
-from engine.render.overlay import HudLayout, hud_image, join_card
+from engine.render.overlay import join_card
 from engine.render.upload import TextureSlots
 from engine.show import FramePlan, Layer
 
@@ -94,7 +94,6 @@ class Compositor:
         self._card_big: _Overlay | None = None
         self._card_small: _Overlay | None = None
         self._hud: _Overlay | None = None
-        self._hud_layout = HudLayout()
         self.resize(size)
 
     # --- set-up ---------------------------------------------------------------
@@ -134,18 +133,17 @@ class Compositor:
         if join.qr_mode == "always":
             self._card_small = _Overlay(self.ctx, join_card(join.url, int(h * join.qr_size)))
 
-    def set_hud(self, lines: list[str] | None) -> None:
-        """Show these HUD lines, or hide the HUD with None."""
-        if lines is None:
-            if self._hud is not None:
-                self._hud.release()
-                self._hud = None
-            return
-        pixels = hud_image(lines, self._hud_layout)
-        if self._hud is None:
-            self._hud = _Overlay(self.ctx, pixels)
-        else:
+    def set_hud(self, pixels: np.ndarray | None) -> None:
+        """Show this HUD picture (RGBA, top row first), or hide the HUD with None."""
+        same_size = self._hud is not None and pixels is not None and self._hud.size == pixels.shape[1::-1]
+        if same_size and self._hud is not None and pixels is not None:
             self._hud.update(pixels)
+            return
+        if self._hud is not None:
+            self._hud.release()
+            self._hud = None
+        if pixels is not None:
+            self._hud = _Overlay(self.ctx, pixels)
 
     def set_effect(self, effect: str) -> None:
         self.effect = effect

@@ -13,6 +13,8 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.show import ShowSnapshot
+
 INK = (16, 12, 28, 255)
 PAPER = (255, 255, 255, 255)
 TEXT = (235, 235, 245, 255)
@@ -68,6 +70,20 @@ def join_card(url: str, qr_height: int, headline: str = "", url_px: int | None =
     y += qr.shape[0] + pad
     draw.text(((width - uw) // 2, y), url, font=font(url_px), fill=INK)
     return np.asarray(card, dtype=np.uint8).copy()
+
+
+def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
+    """What the HUD says, from the show's published state alone."""
+    w, h = s.size
+    lines = [
+        f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.frame_p99_ms:5.1f} ms"
+        f"   work {s.work_ms:4.1f} ms   cpu {s.cpu_ms:4.2f} ms",
+        f"queue {s.queue_len}   on screen {s.current_id or 'idle'}   {w}x{h}"
+        + ("   BLACKOUT" if s.blackout else ""),
+        f"join {join_url}",
+    ]
+    lines += [f"! {e}" for e in s.errors[-2:]]
+    return lines
 
 
 @dataclass(frozen=True)

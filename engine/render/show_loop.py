@@ -3,7 +3,8 @@
 Per frame, on the render thread, never waiting on anything:
 1. apply the control commands waiting in the inbox (bounded);
 2. take at most one new image from the image queue and write a band of it to
-   the GPU (bounded by ``render.upload_mb_per_frame``);
+   the GPU (bounded by ``render.upload_mb_per_frame``), and the newest HUD
+   picture if one was painted (text is drawn backstage: PIL is too slow here);
 3. ask the director for the frame plan and draw it;
 4. publish a fresh snapshot of the show's state for the other threads.
 """
@@ -31,7 +32,7 @@ from engine.show import Director, FramePlan, ShowImage, ShowSnapshot
 log = logging.getLogger(__name__)
 
 MAX_COMMANDS_PER_FRAME = 64
-HUD_REFRESH_S = 0.25
+STATS_REFRESH_S = 0.25
 DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
 
 
@@ -54,6 +55,7 @@ class Inbox:
 
     images: queue.SimpleQueue[ShowImage] = field(default_factory=queue.SimpleQueue)
     commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
+    hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
 
 
 class ShowLoop:
@@ -94,7 +96,6 @@ class ShowLoop:
         self._timer = FrameTimer()
         self._stats = FrameStats(0.0, 0.0, 0.0)
         self._stats_at = -1.0
-        self._hud_at = -1.0
         self._last_failure = ""
 
     # --- per frame ------------------------------------------------------------
@@ -120,6 +121,7 @@ class ShowLoop:
         self._apply_commands(now)
         cpu1 = time.thread_time()
         self._feed_upload()
+        self._take_hud()
         cpu2 = time.thread_time()
         plan = self.director.update(now)
         for layer in plan.retired:
@@ -130,14 +132,11 @@ class ShowLoop:
         cpu4 = time.thread_time()
         self._timer.tick(now)
         self.frame_index += 1
-        if now - self._stats_at >= HUD_REFRESH_S:
+        if now - self._stats_at >= STATS_REFRESH_S:
             self._stats = self._timer.stats()
             self._stats_at = now
         self._publish(now)
         cpu5 = time.thread_time()
-        if self.hud and now - self._hud_at >= HUD_REFRESH_S:
-            self._hud_at = now
-            self.compositor.set_hud(self.hud_lines())
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
 
@@ -163,9 +162,19 @@ class ShowLoop:
             self.director.set_blackout(on, now)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
-            self._hud_at = -1.0
             if not self.hud:
                 self.compositor.set_hud(None)
+
+    def _take_hud(self) -> None:
+        """Show the newest HUD picture painted backstage (PIL text is too slow for this thread)."""
+        latest = None
+        while True:
+            try:
+                latest = self.inbox.hud.get_nowait()
+            except queue.Empty:
+                break
+        if latest is not None and self.hud:
+            self.compositor.set_hud(latest)
 
     def _feed_upload(self) -> None:
         if not self.uploader.busy and self.director.wants_more and self.slots.free_count:
@@ -203,6 +212,8 @@ class ShowLoop:
                 fps=s.fps,
                 frame_ms=s.frame_ms,
                 frame_p99_ms=s.p99_ms,
+                work_ms=self.work_ms,
+                cpu_ms=self.cpu_ms,
                 current_id=d.current.id if d.current else None,
                 incoming_id=d.incoming.id if d.incoming else None,
                 queue_len=self.queue_len,
@@ -213,20 +224,6 @@ class ShowLoop:
                 errors=tuple(self.errors),
             )
         )
-
-    def hud_lines(self) -> list[str]:
-        s = self._stats
-        d = self.director
-        w, h = self.compositor.size
-        lines = [
-            f"{s.fps:5.1f} fps   frame {s.frame_ms:5.1f} ms   p99 {s.p99_ms:5.1f} ms"
-            f"   work {self.work_ms:4.1f} ms   cpu {self.cpu_ms:4.2f} ms",
-            f"queue {self.queue_len}   on screen {d.current.id if d.current else 'idle'}   {w}x{h}"
-            + ("   BLACKOUT" if d.blackout_on else ""),
-            f"join {self.join_url}",
-        ]
-        lines += [f"! {e}" for e in list(self.errors)[-2:]]
-        return lines
 
     # --- output ---------------------------------------------------------------
     def capture(self, now: float) -> np.ndarray:
