@@ -28,7 +28,8 @@ apt_install() {
         as_root apt-get update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -o Dpkg::Use-Pty=0 \
+        --no-install-recommends "$@"
 }
 
 system_packages() {
@@ -79,9 +80,12 @@ python_packages() {
     local stamp="$VENV/.installed${extra:+-test}"
     local want
     want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        return 0
-    fi
+    # The test install is a superset of the run install: either stamp will do for `run`.
+    for s in "$stamp" "$VENV/.installed-test"; do
+        if [ -f "$s" ] && [ "$(cat "$s")" = "$want" ]; then
+            return 0
+        fi
+    done
     log "installing Python packages into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".${extra}"
