@@ -47,8 +47,13 @@ from engine.render import builtin  # noqa: E402
 from engine.render.fit import fit_transform  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
 from engine.render.show_loop import Inbox, ShowLoop  # noqa: E402
+from engine.shaders.gltransition import parse_gl_transition  # noqa: E402
+from engine.shaders.isf import load_shader  # noqa: E402
+from engine.shaders.params import ParamStore  # noqa: E402
+from engine.shaders.translate import translate  # noqa: E402
 from engine.show import ShowImage  # noqa: E402
 
+GLOW = ROOT / "shaders" / "effects" / "glow.fs"
 SIZES: tuple[tuple[int, int], ...] = ((1280, 720), (1920, 1080))
 FRAME_DT = 1.0 / 60.0  # the synthetic clock: a 60 fps show
 JOIN_URL = "http://192.168.1.20:3000"
@@ -73,7 +78,8 @@ TARGET_ARRIVAL_RATIO = 1.5
 
 BASE_OVERRIDES: dict[str, object] = {
     "render.max_image_size": 2048,
-    "show.effect": "glow",
+    "shaders.effects": ["glow"],
+    "shaders.dir": str(ROOT / "shaders"),
     "show.hold": 0.0,
 }
 
@@ -226,8 +232,12 @@ class FloorLoop:
         self.mix_tex.repeat_x = self.mix_tex.repeat_y = False
         self.mix_fb = ctx.framebuffer(color_attachments=[self.mix_tex])
         self.target = color_target(ctx, size)
-        self.mix_prog = ctx.program(vertex_shader=builtin.FULLSCREEN_VS, fragment_shader=builtin.CROSSFADE_FS)
-        self.glow_prog = ctx.program(vertex_shader=builtin.FULLSCREEN_VS, fragment_shader=builtin.GLOW_FS)
+        # The very GLSL the engine compiles: the built-in crossfade and the library's glow, translated.
+        crossfade = translate(parse_gl_transition(Path("builtin:crossfade"), builtin.CROSSFADE_GL_TRANSITION))
+        self.glow_src = load_shader(GLOW)
+        glow = translate(self.glow_src)
+        self.mix_prog = ctx.program(vertex_shader=crossfade.vertex, fragment_shader=crossfade.fragment)
+        self.glow_prog = ctx.program(vertex_shader=glow.vertex, fragment_shader=glow.fragment)
         self.mix_vao = ctx.vertex_array(self.mix_prog, [])
         self.glow_vao = ctx.vertex_array(self.glow_prog, [])
         self._set_constant_uniforms(cfg, size, images)
@@ -235,8 +245,8 @@ class FloorLoop:
         if progress is None:
             raise RuntimeError("the crossfade shader lost its progress uniform")
         self._progress = progress
-        # Drivers strip unused uniforms; neither built-in pass reads uTime today.
-        self._times = [u for p in (self.mix_prog, self.glow_prog) if (u := uniform(p, "uTime")) is not None]
+        # Drivers strip unused uniforms; set TIME only where a pass reads it.
+        self._times = [u for p in (self.mix_prog, self.glow_prog) if (u := uniform(p, "TIME")) is not None]
 
     def _slot_texture(self, slot: int, pixels: np.ndarray) -> moderngl.Texture:
         tex = self.ctx.texture((slot, slot), 4)
@@ -255,9 +265,13 @@ class FloorLoop:
         half = 0.5 / slot
         values: dict[tuple[moderngl.Program, str], object] = {
             (self.mix_prog, "ratio"): w / h,
-            (self.glow_prog, "uInput"): 0,
-            (self.glow_prog, "uResolution"): (float(w), float(h)),
+            (self.glow_prog, "inputImage"): 0,
+            (self.glow_prog, "RENDERSIZE"): (float(w), float(h)),
         }
+        params = ParamStore()
+        params.adapt(self.glow_src.inputs)
+        for name, value in params.values().items():
+            values[self.glow_prog, name] = value
         for unit, (which, pixels) in enumerate(zip(("From", "To"), images[:2], strict=True)):
             fit = fit_transform(size, (pixels.shape[1], pixels.shape[0]), slot, cfg.show.fit)
             values[self.mix_prog, f"u{which}"] = unit
@@ -431,7 +445,7 @@ def print_header(ctx: moderngl.Context, settings: Settings) -> None:
         f"the loops alternate {turns}"
     )
     print(
-        f"  config: effect={cfg.show.effect} fit={cfg.show.fit} hold={cfg.show.hold:g} s "
+        f"  config: effects={','.join(cfg.shaders.effects)} fit={cfg.show.fit} hold={cfg.show.hold:g} s "
         f"max_image_size={cfg.render.max_image_size} upload_mb_per_frame={cfg.render.upload_mb_per_frame:g} "
         f"image_slots={cfg.render.image_slots} qr={cfg.overlay.qr} hud={cfg.overlay.hud}"
     )

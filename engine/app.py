@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 import segno
@@ -37,6 +38,12 @@ def run(opts: ShowOptions, headless: bool) -> None:
     backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url)
     opts.request_image = backstage.request_image
     backstage.start()
+    watcher = None
+    if opts.cfg.shaders.hot_reload:
+        from engine.shaders.watch import ShaderWatcher
+
+        watcher = ShaderWatcher(Path(opts.cfg.shaders.dir), opts.inbox.shader_changes)
+        watcher.start()
     log.info("join at %s", opts.join_url)
     if sys.stdout.isatty():
         segno.make(opts.join_url, error="m").terminal(compact=True)
@@ -54,6 +61,8 @@ def run(opts: ShowOptions, headless: bool) -> None:
 
             run_window(opts, stop)
     finally:
+        if watcher is not None:
+            watcher.stop()
         backstage.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)

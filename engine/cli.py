@@ -34,7 +34,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m engine", description="Stagecraft: real-time visuals for live shows.")
+    p = _Parser(
+        prog="python -m engine",
+        description="Stagecraft: real-time visuals for live shows.",
+        epilog="Also: python -m engine check-shaders PATH...  (parse, compile and draw each shader once)",
+    )
     p.add_argument("--version", action="version", version=f"stagecraft {__version__}")
     p.add_argument("--config", type=Path, help="config file (default ./config.toml)")
     p.add_argument("--fullscreen", action="store_true", default=None, help="start fullscreen")
@@ -47,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame rate cap (default window.fps; headless with --frames: unpaced)")
     p.add_argument("--port", type=int, metavar="N", help="audience server port")
     p.add_argument("--fit", choices=["letterbox", "cover"], help="how images meet the screen's shape")
-    p.add_argument("--effect", help="effect over the picture (glow, none)")
+    p.add_argument("--effect", action="append", metavar="NAME",
+                   help="effect in the chain, repeatable up to 3 (--effect none: no effect)")
+    p.add_argument("--transition", metavar="NAME", help="transition: crossfade or a library name")
     p.add_argument("--hud", action="store_true", default=None, help="show the HUD at start")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -79,7 +85,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "window.fps": args.fps,
         "server.port": args.port,
         "show.fit": args.fit,
-        "show.effect": args.effect,
+        "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
+        "shaders.transition": args.transition,
         "overlay.hud": args.hud,
         "log.level": args.log_level,
     }
@@ -97,8 +104,16 @@ def setup_logging(level: str) -> None:
     )
 
 
+SUBCOMMANDS = ("check-shaders",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "check-shaders":
+        setup_logging("warning")
+        from engine.shaders.check import run as check_shaders
+
+        return check_shaders(argv[1:])
     setup_logging("info")
     try:
         args = build_parser().parse_args(argv)

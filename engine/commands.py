@@ -18,13 +18,21 @@ class Action(StrEnum):
     FULLSCREEN = "fullscreen"  # value 1/0 sets it, none toggles
     ESCAPE = "escape"  # leave fullscreen, or quit when windowed
     QUIT = "quit"
+    EFFECT = "effect"  # value N: toggle the library's Nth effect (1-based) in the chain; or name=...
+    SET_EFFECT = "set_effect"  # slot=N, name=effect ("" empties the slot)
+    CLEAR_EFFECTS = "clear_effects"
+    TRANSITION = "transition"  # value +1/-1 cycles; or name=... picks one
+    PARAM = "param"  # name=shader, key=parameter, value=number or tuple
 
 
 @dataclass(frozen=True)
 class Command:
     action: Action
-    value: float | None = None
+    value: float | tuple[float, ...] | None = None
     source: str = "internal"
+    name: str = ""
+    key: str = ""
+    slot: int = 0
 
 
 KEY_BINDINGS: dict[str, Action] = {
@@ -34,15 +42,23 @@ KEY_BINDINGS: dict[str, Action] = {
     "B": Action.BLACKOUT,
     "Q": Action.QUIT,
     "ESCAPE": Action.ESCAPE,
+    "_0": Action.CLEAR_EFFECTS,
 }
 
 
 def command_for_key(key_name: str) -> Command | None:
-    """A key name as pyglet spells it (``"SPACE"``, ``"F"``) → its command, if bound."""
-    action = KEY_BINDINGS.get(key_name.upper())
+    """A key name as pyglet spells it (``"SPACE"``, ``"F"``, ``"_1"``) → its command, if bound."""
+    key = key_name.upper()
+    if len(key) == 2 and key[0] == "_" and key[1] in "123456789":
+        return Command(Action.EFFECT, float(key[1]), source="keyboard")
+    if key in ("BRACKETLEFT", "BRACKETRIGHT"):
+        return Command(Action.TRANSITION, -1.0 if key == "BRACKETLEFT" else 1.0, source="keyboard")
+    action = KEY_BINDINGS.get(key)
     return Command(action, source="keyboard") if action is not None else None
 
 
-def toggled(current: bool, value: float | None) -> bool:
+def toggled(current: bool, value: float | tuple[float, ...] | None) -> bool:
     """The new state of a toggle: explicit 1/0 sets it, no value flips it."""
+    if isinstance(value, tuple):
+        value = value[0] if value else None
     return not current if value is None else value >= 0.5

@@ -37,7 +37,6 @@ def knob(
 
 Fit = Literal["letterbox", "cover"]
 QrMode = Literal["always", "idle", "off"]
-Effect = Literal["glow", "none"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -56,8 +55,15 @@ class ShowConfig:
     transition: float = knob(2.0, min=0.0, max=60.0, doc="transition duration, seconds")
     hold: float = knob(8.0, min=0.0, max=3600.0, doc="least time an image stays before the next")
     fit: Fit = knob("letterbox", doc="how images meet the screen's shape")
-    effect: Effect = knob("glow", doc="effect drawn over the composited image")
     blackout_fade: float = knob(1.0, min=0.0, max=30.0, doc="seconds to fade to black and back")
+
+
+@dataclass(frozen=True)
+class ShadersConfig:
+    dir: str = knob("shaders", doc="folder of ISF effects and transitions (and gl-transitions)")
+    effects: tuple[str, ...] = knob(("glow",), max=3, doc="effect chain at start, up to 3 names")
+    transition: str = knob("crossfade", doc="transition at start: crossfade or a library name")
+    hot_reload: bool = knob(True, doc="watch the folder and reload shaders when saved")
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class LogConfig:
 class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
+    shaders: ShadersConfig = field(default_factory=ShadersConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -113,6 +120,8 @@ def _describe(kind: Any, meta: Mapping[str, Any]) -> str:
     lo, hi = meta.get("min"), meta.get("max")
     if get_origin(kind) is Literal:
         return "one of " + ", ".join(f'"{c}"' for c in get_args(kind))
+    if get_origin(kind) is tuple:
+        return f"a list of at most {hi:g} names" if hi is not None else "a list of names"
     name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
     if lo is not None and hi is not None:
         return f"{name} from {lo:g} to {hi:g}"
@@ -122,6 +131,12 @@ def _describe(kind: Any, meta: Mapping[str, Any]) -> str:
 def _coerce(key: str, kind: Any, meta: Mapping[str, Any], value: Any) -> Any:
     """Check one value against its declaration; return it in the declared type."""
     expected = _describe(kind, meta)
+    if get_origin(kind) is tuple:
+        hi = meta.get("max")
+        if (not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value)
+                or (hi is not None and len(value) > hi)):
+            raise ConfigError(key, f"got {value!r}, expected {expected}")
+        return tuple(value)
     if get_origin(kind) is Literal:
         if not isinstance(value, str) or value not in get_args(kind):
             raise ConfigError(key, f"got {value!r}, expected {expected}")

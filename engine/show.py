@@ -82,6 +82,9 @@ class ShowSnapshot:
     fullscreen: bool = False
     size: tuple[int, int] = (0, 0)
     errors: tuple[str, ...] = field(default_factory=tuple)
+    effects: tuple[str, ...] = ()
+    transition: str = "crossfade"
+    shader_errors: tuple[str, ...] = ()
 
 
 def smoothstep(x: float) -> float:

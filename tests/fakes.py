@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+from pathlib import Path
 from typing import Any
 
 import moderngl
@@ -12,6 +13,11 @@ from engine.config import Config, with_overrides
 from engine.render.show_loop import read_rgb
 from engine.show import ShowImage
 
+ROOT = Path(__file__).resolve().parent.parent
+SHADERS = ROOT / "shaders"
+EMPTY_SHADERS = ROOT / "tests" / "data" / "no-shaders"  # does not exist: an empty library
+TEST_SHADERS = ROOT / "tests" / "data" / "isf"
+
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
 GREEN = (0, 255, 0)
@@ -20,7 +26,8 @@ GREEN = (0, 255, 0)
 def make_config(overrides: dict[str, Any] | None = None) -> Config:
     """A Config with test-friendly defaults: no effect, no overlays, small slots."""
     base: dict[str, Any] = {
-        "show.effect": "none",
+        "shaders.effects": [],
+        "shaders.dir": str(EMPTY_SHADERS),
         "overlay.qr": "off",
         "render.max_image_size": 512,
         "render.image_slots": 4,

@@ -12,8 +12,10 @@ import zxingcpp
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.overlay import HudLayout, hud_image
 from engine.render.upload import TextureSlots, Uploader
+from engine.shaders.library import ShaderLibrary
+from engine.shaders.program import SharedTextures
 from engine.show import FramePlan, Layer, ShowImage
-from tests.fakes import BLUE, RED, assert_color, assert_not_uniform, pixels, quadrants, solid, target
+from tests.fakes import BLUE, RED, TEST_SHADERS, assert_color, assert_not_uniform, pixels, quadrants, solid, target
 
 SIZE = (320, 180)
 URL = "http://192.168.1.23:3000"
@@ -27,8 +29,18 @@ def slots(ctx: moderngl.Context) -> Iterator[TextureSlots]:
 
 
 @pytest.fixture
+def library(ctx: moderngl.Context) -> Iterator[ShaderLibrary]:
+    shared = SharedTextures(ctx)
+    lib = ShaderLibrary(ctx, TEST_SHADERS, shared)
+    lib.load(TEST_SHADERS / "vignette.fs")
+    yield lib
+    lib.release()
+    shared.release()
+
+
+@pytest.fixture
 def comp(ctx: moderngl.Context, slots: TextureSlots) -> Iterator[Compositor]:
-    c = Compositor(ctx, SIZE, slots, fit="letterbox", effect="none")
+    c = Compositor(ctx, SIZE, slots, fit="letterbox")
     yield c
     c.release()
 
@@ -117,7 +129,7 @@ def test_image_is_upright_and_not_mirrored(comp: Compositor, slots: TextureSlots
 def test_slot_contents_outside_the_image_never_bleed(ctx: moderngl.Context, fb: moderngl.Framebuffer) -> None:
     """A small image in a slot that held a bigger one shows only itself."""
     one = TextureSlots(ctx, 256, 1)
-    comp = Compositor(ctx, SIZE, one, fit="cover", effect="none")
+    comp = Compositor(ctx, SIZE, one, fit="cover")
     try:
         big = upload(one, solid(BLUE, (256, 256), "big"))
         one.release(big.slot)
@@ -137,10 +149,12 @@ def test_idle_screen_is_animated_and_not_uniform(comp: Compositor, fb: moderngl.
     assert float(np.abs(a.astype(int) - b.astype(int)).mean()) > 1.0
 
 
-def test_idle_screen_shows_a_qr_code_of_the_join_url(ctx: moderngl.Context, slots: TextureSlots) -> None:
-    """The idle frame contains a QR code that decodes to the join URL (with the glow effect on)."""
+def test_idle_screen_shows_a_qr_code_of_the_join_url(ctx: moderngl.Context, slots: TextureSlots,
+                                                      library: ShaderLibrary) -> None:
+    """The idle frame contains a QR code that decodes to the join URL (with an effect on)."""
     size = (1280, 720)
-    comp = Compositor(ctx, size, slots, effect="glow")
+    comp = Compositor(ctx, size, slots, library=library)
+    comp.effects = ["vignette"]
     comp.set_join(JoinInfo(URL))
     fb = target(ctx, size)
     try:
@@ -155,7 +169,7 @@ def test_idle_screen_shows_a_qr_code_of_the_join_url(ctx: moderngl.Context, slot
 def test_corner_qr_stays_when_images_play(ctx: moderngl.Context, slots: TextureSlots) -> None:
     """With qr = "always" the join code is still readable over an image."""
     size = (1280, 720)
-    comp = Compositor(ctx, size, slots, effect="none")
+    comp = Compositor(ctx, size, slots)
     comp.set_join(JoinInfo(URL, qr_mode="always", qr_size=0.2))
     fb = target(ctx, size)
     try:
@@ -170,7 +184,7 @@ def test_corner_qr_stays_when_images_play(ctx: moderngl.Context, slots: TextureS
 def test_qr_idle_only_hides_it_over_images(ctx: moderngl.Context, slots: TextureSlots,
                                             fb: moderngl.Framebuffer) -> None:
     """With qr = "idle" an image is shown clean."""
-    comp = Compositor(ctx, SIZE, slots, fit="cover", effect="none")
+    comp = Compositor(ctx, SIZE, slots, fit="cover")
     comp.set_join(JoinInfo(URL, qr_mode="idle"))
     try:
         red = upload(slots, solid(RED, (64, 64), "red"))
@@ -179,10 +193,11 @@ def test_qr_idle_only_hides_it_over_images(ctx: moderngl.Context, slots: Texture
         comp.release()
 
 
-def test_glow_effect_changes_the_picture(ctx: moderngl.Context, slots: TextureSlots,
-                                         fb: moderngl.Framebuffer) -> None:
+def test_effect_chain_changes_the_picture(ctx: moderngl.Context, slots: TextureSlots,
+                                          fb: moderngl.Framebuffer, library: ShaderLibrary) -> None:
     """The effect pass runs over the composite (the vignette darkens the corners)."""
-    comp = Compositor(ctx, SIZE, slots, fit="cover", effect="glow")
+    comp = Compositor(ctx, SIZE, slots, fit="cover", library=library)
+    comp.effects = ["vignette"]
     try:
         grey = upload(slots, solid((128, 128, 128), (64, 64), "grey"))
         px = draw(comp, fb, FramePlan(grey, None, 0.0, 0.0))
@@ -192,9 +207,10 @@ def test_glow_effect_changes_the_picture(ctx: moderngl.Context, slots: TextureSl
 
 
 def test_full_blackout_is_black_over_everything(ctx: moderngl.Context, slots: TextureSlots,
-                                                fb: moderngl.Framebuffer) -> None:
+                                                fb: moderngl.Framebuffer, library: ShaderLibrary) -> None:
     """Blackout 1 covers image and overlays alike."""
-    comp = Compositor(ctx, SIZE, slots, effect="glow")
+    comp = Compositor(ctx, SIZE, slots, library=library)
+    comp.effects = ["vignette"]
     comp.set_join(JoinInfo(URL))
     comp.set_hud(hud_image(["hud"], HudLayout()))
     try:

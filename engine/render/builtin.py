@@ -1,8 +1,8 @@
-"""The compositor's own GLSL: the idle visual, the fit-aware transition prelude,
-the default crossfade and glow effect, and the overlay and blackout passes.
+"""The compositor's own GLSL: the idle visual, the default crossfade, and the
+overlay and blackout passes.
 
 The shader library (``shaders/``) plugs in on top of these; these stay as the
-last good fallback, so the screen is never black for want of a shader file.
+fallback, so the screen is never black for want of a shader file.
 """
 
 from __future__ import annotations
@@ -18,70 +18,15 @@ void main() {
 }
 """
 
-# Layers are sampled through their fit transform: outside the image is the
-# letterbox bar (black); inside, clamp half a texel from the image's edge so the
-# rest of the texture slot never bleeds in.
-TRANSITION_PRELUDE = """
-#version 330
-in vec2 uv;
-out vec4 fragColor;
-uniform sampler2D uFrom;
-uniform sampler2D uTo;
-uniform vec4 uFromXform;
-uniform vec4 uToXform;
-uniform vec4 uFromRegion;  // xy: extent in the slot, zw: half a texel
-uniform vec4 uToRegion;
-uniform float progress;
-uniform float ratio;
-uniform float uTime;
-
-vec4 sampleLayer(sampler2D tex, vec4 xf, vec4 region, vec2 p) {
-    vec2 t = p * xf.xy + xf.zw;
-    if (t.x < 0.0 || t.y < 0.0 || t.x > region.x || t.y > region.y) {
-        return vec4(0.0, 0.0, 0.0, 1.0);
-    }
-    vec4 c = texture(tex, clamp(t, region.zw, region.xy - region.zw));
-    return vec4(c.rgb * c.a, 1.0);
+# The default transition, always there, written as a gl-transition so it runs
+# through the same path as the library's; it is also how a lone image is drawn
+# (from = to, progress 0): the fit transform lives in getFromColor/getToColor.
+CROSSFADE_GL_TRANSITION = """
+// Author: Stagecraft
+// Description: crossfade with eased progress
+vec4 transition(vec2 uv) {
+    return mix(getFromColor(uv), getToColor(uv), smoothstep(0.0, 1.0, progress));
 }
-vec4 getFromColor(vec2 p) { return sampleLayer(uFrom, uFromXform, uFromRegion, p); }
-vec4 getToColor(vec2 p) { return sampleLayer(uTo, uToXform, uToRegion, p); }
-"""
-
-CROSSFADE_FS = TRANSITION_PRELUDE + """
-vec4 transition(vec2 p) {
-    return mix(getFromColor(p), getToColor(p), smoothstep(0.0, 1.0, progress));
-}
-void main() { fragColor = transition(uv); }
-"""
-
-# A soft bloom from four diagonal taps plus a gentle vignette: five texture reads.
-GLOW_FS = """
-#version 330
-in vec2 uv;
-out vec4 fragColor;
-uniform sampler2D uInput;
-uniform vec2 uResolution;
-uniform float uTime;
-void main() {
-    vec2 px = 4.0 / uResolution;
-    vec3 c = texture(uInput, uv).rgb;
-    vec3 b = texture(uInput, uv + vec2(px.x, px.y)).rgb
-           + texture(uInput, uv + vec2(-px.x, px.y)).rgb
-           + texture(uInput, uv + vec2(px.x, -px.y)).rgb
-           + texture(uInput, uv + vec2(-px.x, -px.y)).rgb;
-    vec3 glow = max(b * 0.25 - 0.6, 0.0) * 1.5;
-    vec2 d = (uv - 0.5) * vec2(uResolution.x / uResolution.y, 1.0);
-    float vignette = mix(0.7, 1.0, smoothstep(1.1, 0.3, length(d)));
-    fragColor = vec4((c + glow) * vignette, 1.0);
-}
-"""
-
-COPY_FS = """
-#version 330
-in vec2 uv;
-out vec4 fragColor;
-uniform sampler2D uInput;
-void main() { fragColor = vec4(texture(uInput, uv).rgb, 1.0); }
 """
 
 # The idle visual: slow interfering waves in deep show colours; never a flat frame.

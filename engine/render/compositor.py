@@ -3,8 +3,10 @@
 Passes, in order:
 1. idle visual into its own buffer, only while no image is current;
 2. transition: the current layer (or the idle buffer) and the incoming one,
-   each through its fit transform, mixed by ``progress``;
-3. effect over the result (skipped with ``effect = "none"``);
+   each through its fit transform, mixed by the active transition (the built-in
+   crossfade, a gl-transition, or an ISF transition fed fitted copies of both);
+   with no transition running, the crossfade at 0 draws the current layer;
+3. the effect chain (up to three library shaders, each reading the last);
 4. overlays: the join card (large when idle, in a corner otherwise) and the HUD;
 5. blackout: black over everything, at the plan's level.
 The same object runs in a pyglet window, under EGL for ``--headless`` and in tests.
@@ -13,6 +15,7 @@ The same object runs in a pyglet window, under EGL for ``--headless`` and in tes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import moderngl
 import numpy as np
@@ -22,7 +25,14 @@ from engine.render.fit import IDENTITY, FitTransform, fit_transform
 from engine.render.gl import build_program, set_uniform
 from engine.render.overlay import join_card
 from engine.render.upload import TextureSlots
+from engine.shaders.gltransition import parse_gl_transition
+from engine.shaders.isf import Dialect, Value
+from engine.shaders.library import ShaderLibrary
+from engine.shaders.program import FrameInputs, IsfProgram, LayerBinding, SharedTextures
 from engine.show import FramePlan, Layer
+
+BUILTIN_TRANSITION = "crossfade"
+MAX_EFFECTS = 3
 
 
 @dataclass(frozen=True)
@@ -68,28 +78,28 @@ class Compositor:
         size: tuple[int, int],
         slots: TextureSlots,
         fit: str = "letterbox",
-        effect: str = "glow",
+        library: ShaderLibrary | None = None,
+        shared: SharedTextures | None = None,
     ) -> None:
         self.ctx = ctx
         self.slots = slots
         self.fit = fit
-        self.effect = effect
+        self.library = library
+        self.shared = shared or (library.shared if library else SharedTextures(ctx))
+        self._owns_shared = shared is None and library is None
+        self.effects: list[str] = []
+        self.transition = BUILTIN_TRANSITION
         self.size = (0, 0)
         vs = builtin.FULLSCREEN_VS
         self.idle_prog = build_program(ctx, "builtin:idle", vs, builtin.IDLE_FS)
-        self.transition_prog = build_program(ctx, "builtin:crossfade", vs, builtin.CROSSFADE_FS)
-        self.effect_prog = build_program(ctx, "builtin:glow", vs, builtin.GLOW_FS)
         self.overlay_prog = build_program(ctx, "builtin:overlay", builtin.OVERLAY_VS, builtin.OVERLAY_FS)
         self.solid_prog = build_program(ctx, "builtin:solid", vs, builtin.SOLID_FS)
-        self._vaos = {
-            p: ctx.vertex_array(p, [])
-            for p in (
-                self.idle_prog, self.transition_prog, self.effect_prog, self.overlay_prog, self.solid_prog
-            )
-        }
+        self.crossfade = IsfProgram(
+            ctx, parse_gl_transition(Path("builtin:crossfade"), builtin.CROSSFADE_GL_TRANSITION), self.shared
+        )
+        self._vaos = {p: ctx.vertex_array(p, []) for p in (self.idle_prog, self.overlay_prog, self.solid_prog)}
         self._fits: dict[tuple[str, int], FitTransform] = {}
-        self._idle: _Buffer | None = None
-        self._mix: _Buffer | None = None
+        self._buffers: dict[str, _Buffer] = {}
         self._join: JoinInfo | None = None
         self._card_big: _Overlay | None = None
         self._card_small: _Overlay | None = None
@@ -97,12 +107,17 @@ class Compositor:
         self.resize(size)
 
     # --- set-up ---------------------------------------------------------------
-    def _buffer(self, size: tuple[int, int]) -> _Buffer:
-        tex = self.ctx.texture(size, 4)
-        tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
-        tex.repeat_x = False
-        tex.repeat_y = False
-        return _Buffer(tex, self.ctx.framebuffer(color_attachments=[tex]))
+    def _buffer(self, name: str) -> _Buffer:
+        """A colour buffer at the output size, made on first use (fitted layers, effect ping-pong)."""
+        buf = self._buffers.get(name)
+        if buf is None:
+            tex = self.ctx.texture(self.size, 4)
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            tex.repeat_x = False
+            tex.repeat_y = False
+            buf = _Buffer(tex, self.ctx.framebuffer(color_attachments=[tex]))
+            self._buffers[name] = buf
+        return buf
 
     def resize(self, size: tuple[int, int]) -> None:
         """Output size changed (window resize, fullscreen): rebuild size-bound buffers."""
@@ -110,11 +125,9 @@ class Compositor:
         if size == self.size:
             return
         self.size = size
-        for buf in (self._idle, self._mix):
-            if buf is not None:
-                buf.release()
-        self._idle = self._buffer(size)
-        self._mix = self._buffer(size)
+        for buf in self._buffers.values():
+            buf.release()
+        self._buffers.clear()
         self._fits.clear()
         if self._join is not None:
             self.set_join(self._join)
@@ -145,9 +158,6 @@ class Compositor:
         if pixels is not None:
             self._hud = _Overlay(self.ctx, pixels)
 
-    def set_effect(self, effect: str) -> None:
-        self.effect = effect
-
     # --- drawing --------------------------------------------------------------
     def _fit_for(self, layer: Layer) -> FitTransform:
         key = (layer.id, layer.slot)
@@ -157,57 +167,57 @@ class Compositor:
             self._fits[key] = fit
         return fit
 
-    def _bind_layer(self, which: str, unit: int, layer: Layer | None) -> None:
-        prog = self.transition_prog
+    def _binding(self, layer: Layer | None) -> LayerBinding:
+        """How to sample a layer: its slot through its fit, or the idle buffer as is."""
         if layer is None:
-            assert self._idle is not None
-            self._idle.texture.use(unit)
-            fit, half = IDENTITY, (0.5 / self.size[0], 0.5 / self.size[1])
-        else:
-            self.slots.texture(layer.slot).use(unit)
-            fit, half = self._fit_for(layer), (0.5 / self.slots.size, 0.5 / self.slots.size)
-        set_uniform(prog, f"u{which}", unit)
-        set_uniform(prog, f"u{which}Xform", fit.as_xform())
-        set_uniform(prog, f"u{which}Region", (*fit.region, *half))
+            w, h = self.size
+            return LayerBinding(self._buffer("idle").texture, IDENTITY.as_xform(),
+                                (*IDENTITY.region, 0.5 / w, 0.5 / h))
+        fit = self._fit_for(layer)
+        half = 0.5 / self.slots.size
+        return LayerBinding(self.slots.texture(layer.slot), fit.as_xform(), (*fit.region, half, half))
 
-    def render(self, plan: FramePlan, t: float, target: moderngl.Framebuffer) -> None:
+    def _active_effects(self) -> list[tuple[IsfProgram, dict[str, Value]]]:
+        if self.library is None:
+            return []
+        out = []
+        for name in self.effects[:MAX_EFFECTS]:
+            entry = self.library.get(name)
+            if entry is not None and entry.program is not None:
+                out.append((entry.program, dict(entry.params.frame_values())))
+        return out
+
+    def render(self, plan: FramePlan, t: float, target: moderngl.Framebuffer,
+               frame: FrameInputs | None = None) -> None:
         ctx = self.ctx
         w, h = self.size
+        frame = frame or FrameInputs(time=t, delta=0.0, frame=0)
         for layer in plan.retired:
             self._fits.pop((layer.id, layer.slot), None)
         ctx.disable(moderngl.BLEND)
         idle = plan.current is None
         if idle:
-            assert self._idle is not None
-            self._idle.fbo.use()
+            self._buffer("idle").fbo.use()
+            ctx.viewport = (0, 0, w, h)
             set_uniform(self.idle_prog, "uResolution", (float(w), float(h)))
             set_uniform(self.idle_prog, "uTime", t)
             self._vaos[self.idle_prog].render(moderngl.TRIANGLES, vertices=3)
 
-        use_effect = self.effect != "none"
-        assert self._mix is not None
-        out = self._mix.fbo if use_effect else target
-        out.use()
+        effects = self._active_effects()
+        stage = self._buffer("mix") if effects else None
+        self._draw_transition(plan, frame, stage.fbo if stage else target)
+
+        source = stage.texture if stage else None
+        for i, (program, params) in enumerate(effects):
+            last = i == len(effects) - 1
+            out = None if last else self._buffer(f"fx{i % 2}")
+            assert source is not None
+            program.render(out.fbo if out else target, self.size, frame, params, images={"inputImage": source})
+            if out is not None:
+                source = out.texture
+
+        target.use()
         ctx.viewport = (0, 0, w, h)
-        incoming = plan.incoming if plan.incoming is not None else plan.current
-        self._bind_layer("From", 0, plan.current)
-        self._bind_layer("To", 1, incoming)
-        prog = self.transition_prog
-        set_uniform(prog, "progress", plan.progress if plan.incoming is not None else 0.0)
-        set_uniform(prog, "ratio", w / h)
-        set_uniform(prog, "uTime", t)
-        self._vaos[prog].render(moderngl.TRIANGLES, vertices=3)
-
-        if use_effect:
-            target.use()
-            ctx.viewport = (0, 0, w, h)
-            self._mix.texture.use(0)
-            fx = self.effect_prog
-            set_uniform(fx, "uInput", 0)
-            set_uniform(fx, "uResolution", (float(w), float(h)))
-            set_uniform(fx, "uTime", t)
-            self._vaos[fx].render(moderngl.TRIANGLES, vertices=3)
-
         self._draw_overlays(idle, plan)
         if plan.blackout > 0.0:
             ctx.enable(moderngl.BLEND)
@@ -215,6 +225,29 @@ class Compositor:
             set_uniform(self.solid_prog, "uColor", (0.0, 0.0, 0.0, min(1.0, plan.blackout)))
             self._vaos[self.solid_prog].render(moderngl.TRIANGLES, vertices=3)
             ctx.disable(moderngl.BLEND)
+
+    def _draw_transition(self, plan: FramePlan, frame: FrameInputs, out: moderngl.Framebuffer) -> None:
+        src = self._binding(plan.current)
+        if plan.incoming is None:
+            self.crossfade.render(out, self.size, frame, {}, layers=(src, src), extra={"progress": 0.0})
+            return
+        dst = self._binding(plan.incoming)
+        entry = self.library.get(self.transition) if self.library and self.transition != BUILTIN_TRANSITION \
+            else None
+        program = entry.program if entry is not None else None
+        if program is None or entry is None:
+            self.crossfade.render(out, self.size, frame, {}, layers=(src, dst), extra={"progress": plan.progress})
+            return
+        params = dict(entry.params.frame_values())
+        if program.src.dialect is Dialect.GL_TRANSITION:
+            program.render(out, self.size, frame, params, layers=(src, dst), extra={"progress": plan.progress})
+            return
+        # ISF transitions sample startImage/endImage directly: give them fitted full-screen copies.
+        start, end = self._buffer("start"), self._buffer("end")
+        self.crossfade.render(start.fbo, self.size, frame, {}, layers=(src, src), extra={"progress": 0.0})
+        self.crossfade.render(end.fbo, self.size, frame, {}, layers=(dst, dst), extra={"progress": 0.0})
+        params["progress"] = plan.progress
+        program.render(out, self.size, frame, params, images={"startImage": start.texture, "endImage": end.texture})
 
     def _draw_overlays(self, idle: bool, plan: FramePlan) -> None:
         w, h = self.size
@@ -249,9 +282,9 @@ class Compositor:
         ctx.disable(moderngl.BLEND)
 
     def release(self) -> None:
-        for buf in (self._idle, self._mix):
-            if buf is not None:
-                buf.release()
+        for buf in self._buffers.values():
+            buf.release()
+        self._buffers.clear()
         for item in (self._card_big, self._card_small, self._hud):
             if item is not None:
                 item.release()
@@ -259,3 +292,6 @@ class Compositor:
             vao.release()
         for prog in self._vaos:
             prog.release()
+        self.crossfade.release()
+        if self._owns_shared:
+            self.shared.release()

@@ -80,8 +80,9 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
         f"   work {s.work_ms:4.1f} ms   cpu {s.cpu_ms:4.2f} ms",
         f"queue {s.queue_len}   on screen {s.current_id or 'idle'}   {w}x{h}"
         + ("   BLACKOUT" if s.blackout else ""),
-        f"join {join_url}",
+        f"fx {' > '.join(s.effects) or 'none'}   transition {s.transition}   join {join_url}",
     ]
+    lines += [f"! {e}" for e in s.shader_errors[:2]]
     lines += [f"! {e}" for e in s.errors[-2:]]
     return lines
 

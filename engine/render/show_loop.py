@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import moderngl
 import numpy as np
@@ -27,6 +28,10 @@ from engine.errors import EngineError
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.upload import TextureSlots, Uploader
+from engine.shaders import chain
+from engine.shaders.library import ShaderInfo, ShaderLibrary
+from engine.shaders.params import ParamError
+from engine.shaders.program import AudioUniforms, FrameInputs, SharedTextures, date_uniform
 from engine.show import Director, FramePlan, ShowImage, ShowSnapshot
 
 log = logging.getLogger(__name__)
@@ -37,16 +42,27 @@ DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
 
 
 class StateBoard:
-    """The show's latest snapshot, for other threads: one reference, swapped whole."""
+    """The show's latest state, for other threads: references swapped whole, never mutated.
+
+    The snapshot changes every frame; the shader catalog (every shader and its live
+    parameters, for control surfaces) only when the library or a value changes.
+    """
 
     def __init__(self) -> None:
         self._snapshot = ShowSnapshot()
+        self._catalog: tuple[ShaderInfo, ...] = ()
 
     def publish(self, snapshot: ShowSnapshot) -> None:
         self._snapshot = snapshot
 
     def read(self) -> ShowSnapshot:
         return self._snapshot
+
+    def publish_catalog(self, catalog: tuple[ShaderInfo, ...]) -> None:
+        self._catalog = catalog
+
+    def catalog(self) -> tuple[ShaderInfo, ...]:
+        return self._catalog
 
 
 @dataclass
@@ -56,6 +72,7 @@ class Inbox:
     images: queue.SimpleQueue[ShowImage] = field(default_factory=queue.SimpleQueue)
     commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
     hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
+    shader_changes: queue.SimpleQueue[Path] = field(default_factory=queue.SimpleQueue)  # from the watcher
 
 
 class ShowLoop:
@@ -75,13 +92,18 @@ class ShowLoop:
         self.board = board or StateBoard()
         self.request_image = request_image
         self.join_url = join_url
+        self.errors: deque[str] = deque(maxlen=4)
         self.slots = TextureSlots(ctx, cfg.render.max_image_size, cfg.render.image_slots)
         self.uploader = Uploader(self.slots, int(cfg.render.upload_mb_per_frame * (1 << 20)))
         # Ready images wait in slots: keep two free for current and incoming.
         self.director = Director(
             cfg.show.transition, cfg.show.hold, cfg.show.blackout_fade, max_ready=cfg.render.image_slots - 3
         )
-        self.compositor = Compositor(ctx, size, self.slots, cfg.show.fit, cfg.show.effect)
+        self.shared = SharedTextures(ctx)
+        self.library = ShaderLibrary(ctx, Path(cfg.shaders.dir), self.shared)
+        self.library.scan()
+        self.compositor = Compositor(ctx, size, self.slots, cfg.show.fit, self.library, self.shared)
+        self._choose_start_shaders(cfg)
         self.compositor.set_join(
             JoinInfo(join_url, cfg.overlay.headline, cfg.overlay.qr, cfg.overlay.qr_size)
         )
@@ -89,7 +111,6 @@ class ShowLoop:
         self.fullscreen = False
         self.frame_index = 0
         self.driver_actions: list[Command] = []
-        self.errors: deque[str] = deque(maxlen=4)
         self.last_plan: FramePlan | None = None
         self.cpu_ms = 0.0  # show-thread CPU per frame outside GL calls, last frame
         self.work_ms = 0.0  # wall time of the last frame's work (GL commands queued, not finished)
@@ -97,6 +118,24 @@ class ShowLoop:
         self._stats = FrameStats(0.0, 0.0, 0.0)
         self._stats_at = -1.0
         self._last_failure = ""
+        self.audio = AudioUniforms()  # the audio thread's latest features (silence until it runs)
+        self._t0: float | None = None
+        self._prev: float | None = None
+        self._catalog_generation = -1
+        self._catalog_dirty = True
+
+    def _choose_start_shaders(self, cfg: Config) -> None:
+        effects = self.library.effects()
+        for name in cfg.shaders.effects:
+            if name in effects:
+                self.compositor.effects.append(name)
+            else:
+                self.report(f"shaders.effects: no effect named {name!r} in {cfg.shaders.dir}; skipped")
+        name = cfg.shaders.transition
+        if name == "crossfade" or name in self.library.transitions():
+            self.compositor.transition = name
+        else:
+            self.report(f"shaders.transition: no transition named {name!r}; using crossfade")
 
     # --- per frame ------------------------------------------------------------
     def frame(self, now: float, target: moderngl.Framebuffer) -> None:
@@ -120,6 +159,7 @@ class ShowLoop:
         cpu0 = time.thread_time()
         self._apply_commands(now)
         cpu1 = time.thread_time()
+        self._reload_shaders()
         self._feed_upload()
         self._take_hud()
         cpu2 = time.thread_time()
@@ -127,8 +167,9 @@ class ShowLoop:
         for layer in plan.retired:
             self.slots.release(layer.slot)
         self.last_plan = plan
+        frame = self._frame_inputs(now)
         cpu3 = time.thread_time()
-        self.compositor.render(plan, now, target)
+        self.compositor.render(plan, frame.time, target, frame)
         cpu4 = time.thread_time()
         self._timer.tick(now)
         self.frame_index += 1
@@ -136,9 +177,31 @@ class ShowLoop:
             self._stats = self._timer.stats()
             self._stats_at = now
         self._publish(now)
+        if self._catalog_dirty or self.library.generation != self._catalog_generation:
+            self._catalog_generation = self.library.generation
+            self._catalog_dirty = False
+            self.board.publish_catalog(self.library.catalog())
         cpu5 = time.thread_time()
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
+
+    def _frame_inputs(self, now: float) -> FrameInputs:
+        # Shaders get time since the show started: float32 loses precision on large clock values.
+        if self._t0 is None:
+            self._t0 = now
+        delta = 0.0 if self._prev is None else max(0.0, now - self._prev)
+        self._prev = now
+        return FrameInputs(now - self._t0, delta, self.frame_index, self.audio, date_uniform())
+
+    def _reload_shaders(self) -> None:
+        changed: set[Path] = set()
+        while True:
+            try:
+                changed.add(self.inbox.shader_changes.get_nowait())
+            except queue.Empty:
+                break
+        if changed:
+            self.library.apply_changes(changed)
 
     def _apply_commands(self, now: float) -> None:
         for _ in range(MAX_COMMANDS_PER_FRAME):
@@ -164,6 +227,54 @@ class ShowLoop:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
                 self.compositor.set_hud(None)
+        else:
+            self._apply_shader_command(cmd)
+
+    def _apply_shader_command(self, cmd: Command) -> None:
+        comp, lib = self.compositor, self.library
+        if cmd.action is Action.EFFECT:
+            names = lib.effects()
+            name = cmd.name
+            if not name and isinstance(cmd.value, int | float) and 1 <= int(cmd.value) <= len(names):
+                name = names[int(cmd.value) - 1]
+            if name not in names:
+                self.report(f"no effect {name or cmd.value!r} (there are {len(names)})")
+                return
+            comp.effects = chain.toggle(comp.effects, name)
+        elif cmd.action is Action.SET_EFFECT:
+            if cmd.name and cmd.name not in lib.effects():
+                self.report(f"no effect named {cmd.name!r}")
+                return
+            try:
+                comp.effects = chain.set_slot(comp.effects, cmd.slot, cmd.name)
+            except ValueError as err:
+                self.report(str(err))
+                return
+        elif cmd.action is Action.CLEAR_EFFECTS:
+            comp.effects = []
+        elif cmd.action is Action.TRANSITION:
+            names = ["crossfade", *lib.transitions()]
+            if cmd.name:
+                if cmd.name not in names:
+                    self.report(f"no transition named {cmd.name!r}")
+                    return
+                comp.transition = cmd.name
+            else:
+                step = -1 if isinstance(cmd.value, int | float) and cmd.value < 0 else 1
+                comp.transition = chain.cycle(names, comp.transition, step)
+        elif cmd.action is Action.PARAM:
+            entry = lib.get(cmd.name)
+            if entry is None:
+                self.report(f"no shader named {cmd.name!r}")
+                return
+            try:
+                entry.params.set(cmd.key, cmd.value)
+            except ParamError as err:
+                self.report(f"{cmd.name}: {err}")
+                return
+            self._catalog_dirty = True
+            return
+        log.info("effects: %s | transition: %s", " > ".join(comp.effects) or "none", comp.transition)
 
     def _take_hud(self) -> None:
         """Show the newest HUD picture painted backstage (PIL text is too slow for this thread)."""
@@ -222,6 +333,9 @@ class ShowLoop:
                 fullscreen=self.fullscreen,
                 size=self.compositor.size,
                 errors=tuple(self.errors),
+                effects=tuple(self.compositor.effects),
+                transition=self.compositor.transition,
+                shader_errors=tuple(str(e) for e in self.library.errors()),
             )
         )
 
@@ -240,6 +354,8 @@ class ShowLoop:
 
     def release(self) -> None:
         self.compositor.release()
+        self.library.release()
+        self.shared.release()
         self.slots.release_all()
 
 

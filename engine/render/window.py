@@ -15,7 +15,7 @@ from typing import Any
 
 import moderngl
 
-from engine.commands import Action, command_for_key
+from engine.commands import Action, command_for_key, toggled
 from engine.errors import RenderError
 from engine.pacing import FramePacer
 from engine.render.headless import save_png
@@ -119,7 +119,7 @@ def _handle_driver_actions(show: ShowLoop, win: Any, screen: Any) -> bool:
             else:
                 quit_now = True
         elif cmd.action is Action.FULLSCREEN:
-            want = not win.fullscreen if cmd.value is None else cmd.value >= 0.5
+            want = toggled(win.fullscreen, cmd.value)
             _set_fullscreen(show, win, screen, want)
     show.driver_actions.clear()
     return quit_now

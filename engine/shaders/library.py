@@ -1,0 +1,184 @@
+"""The shader library: every effect and transition in ``shaders/``, kept live.
+
+Lives on the render thread (it compiles). Changes reported by the watcher are
+applied between frames; a file that fails to parse or compile keeps its last
+good program running and carries the error until it is fixed. Parameter values
+belong to the library entry, not to the program, so they survive reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import moderngl
+
+from engine.errors import ShaderError
+from engine.shaders.isf import SHADER_SUFFIXES, Input, Kind, ShaderSource, load_shader, shader_name
+from engine.shaders.params import ParamStore
+from engine.shaders.program import IsfProgram, SharedTextures
+
+log = logging.getLogger(__name__)
+
+WATCHED_SUFFIXES = (*SHADER_SUFFIXES, ".vs", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+PROBE_SIZE = (64, 36)
+
+
+@dataclass
+class ShaderEntry:
+    name: str
+    path: Path
+    source: ShaderSource | None = None
+    program: IsfProgram | None = None  # the last version that compiled
+    error: ShaderError | None = None
+    params: ParamStore = field(default_factory=ParamStore)
+    version: int = 0  # bumps on every successful (re)load
+
+    @property
+    def kind(self) -> Kind | None:
+        return self.source.kind if self.source else None
+
+    @property
+    def usable(self) -> bool:
+        return self.program is not None
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One live parameter, as control surfaces list it."""
+
+    name: str
+    type: str
+    label: str
+    default: object
+    min: object
+    max: object
+    values: tuple[int, ...]
+    labels: tuple[str, ...]
+    value: object
+
+
+@dataclass(frozen=True)
+class ShaderInfo:
+    name: str
+    kind: str
+    path: str
+    description: str
+    params: tuple[ParamInfo, ...]
+    error: str | None
+
+
+def _param_info(inp: Input, value: object) -> ParamInfo:
+    return ParamInfo(inp.name, inp.type.value, inp.label, inp.default, inp.min, inp.max, inp.values,
+                     inp.labels, value)
+
+
+class ShaderLibrary:
+    def __init__(self, ctx: moderngl.Context, root: Path, shared: SharedTextures) -> None:
+        self.ctx = ctx
+        self.root = root
+        self.shared = shared
+        self.entries: dict[str, ShaderEntry] = {}
+        self.generation = 0  # bumps whenever the list, a program or an error changes
+
+    # --- loading ----------------------------------------------------------------
+    def scan(self) -> None:
+        """Load every shader file under the root (a missing folder is an empty library)."""
+        if not self.root.is_dir():
+            log.warning("shader folder %s does not exist: only the built-in shaders are available", self.root)
+            return
+        for path in sorted(self.root.rglob("*")):
+            if path.suffix in SHADER_SUFFIXES and path.is_file():
+                self.load(path)
+
+    def load(self, path: Path) -> ShaderEntry:
+        """(Re)load one file; on failure the entry keeps its last good program and records the error."""
+        name = shader_name(path)
+        entry = self.entries.get(name)
+        if entry is not None and entry.path.resolve() != path.resolve():
+            log.warning("%s: a shader named %s already exists (%s); this file is ignored", path, name, entry.path)
+            return entry
+        if entry is None:
+            entry = ShaderEntry(name, path)
+            self.entries[name] = entry
+        self.generation += 1
+        try:
+            source = load_shader(path)
+            program = IsfProgram(self.ctx, source, self.shared)
+        except ShaderError as err:
+            entry.error = err
+            log.error("shader %s", err)
+            return entry
+        try:
+            program.check_sizes(PROBE_SIZE, entry.params.values())
+        except ShaderError as err:
+            program.release()
+            entry.error = err
+            log.error("shader %s", err)
+            return entry
+        if entry.program is not None:
+            entry.program.release()
+        entry.source, entry.program, entry.error = source, program, None
+        entry.params.adapt(source.inputs)
+        entry.version += 1
+        log.info("shader %s loaded (%s, %s)", name, source.kind.value, path)
+        return entry
+
+    def remove(self, path: Path) -> None:
+        entry = self.entries.get(shader_name(path))
+        if entry is None or entry.path.resolve() != path.resolve():
+            return
+        if entry.program is not None:
+            entry.program.release()
+        del self.entries[entry.name]
+        self.generation += 1
+        log.info("shader %s removed", entry.name)
+
+    def apply_changes(self, paths: Iterable[Path]) -> None:
+        """React to files that changed on disk: shaders, companion .vs files, imported images."""
+        for path in sorted(set(paths)):
+            if path.suffix in SHADER_SUFFIXES:
+                if path.is_file():
+                    self.load(path)
+                else:
+                    self.remove(path)
+            else:
+                for entry in list(self.entries.values()):
+                    companion = entry.path.with_suffix(".vs") == path
+                    depends = entry.source is not None and path.resolve() in {
+                        p.resolve() for p in entry.source.depends
+                    }
+                    if (companion or depends) and entry.path.is_file():
+                        self.load(entry.path)
+
+    # --- asking -------------------------------------------------------------------
+    def get(self, name: str) -> ShaderEntry | None:
+        return self.entries.get(name)
+
+    def effects(self) -> list[str]:
+        return sorted(n for n, e in self.entries.items() if e.usable and e.kind in (Kind.EFFECT, Kind.GENERATOR))
+
+    def transitions(self) -> list[str]:
+        return sorted(n for n, e in self.entries.items() if e.usable and e.kind is Kind.TRANSITION)
+
+    def errors(self) -> list[ShaderError]:
+        return [e.error for e in sorted(self.entries.values(), key=lambda e: e.name) if e.error is not None]
+
+    def catalog(self) -> tuple[ShaderInfo, ...]:
+        """Every shader with its live parameters: what control surfaces show."""
+        out = []
+        for name in sorted(self.entries):
+            e = self.entries[name]
+            params = tuple(_param_info(i, e.params.get(i.name)) for i in (e.source.params if e.source else ()))
+            out.append(ShaderInfo(name, e.kind.value if e.kind else "unknown", str(e.path),
+                                  e.source.description if e.source else "", params,
+                                  str(e.error) if e.error else None))
+        return tuple(out)
+
+    def release(self) -> None:
+        for e in self.entries.values():
+            if e.program is not None:
+                e.program.release()
+        self.entries.clear()
