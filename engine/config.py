@@ -37,6 +37,13 @@ def knob(
 
 Fit = Literal["letterbox", "cover"]
 QrMode = Literal["always", "idle", "off"]
+Backend = Literal["auto", "stability", "procedural"]
+AspectRatio = Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"]
+Img2Img = Literal["off", "previous", "program"]
+StabilityApi = Literal["v2beta", "v1"]
+StabilityEndpoint = Literal["core", "ultra", "sd3"]
+Sd3Model = Literal["sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash"]
+OutputFormat = Literal["png", "jpeg", "webp"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -64,6 +71,49 @@ class ShadersConfig:
     effects: tuple[str, ...] = knob(("glow",), max=3, doc="effect chain at start, up to 3 names")
     transition: str = knob("crossfade", doc="transition at start: crossfade or a library name")
     hot_reload: bool = knob(True, doc="watch the folder and reload shaders when saved")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    backend: Backend = knob("auto", doc="auto = Stability when a key is set, else procedural")
+    width: int = knob(1024, min=128, max=2048, doc="image width for the procedural generator and v1")
+    height: int = knob(1024, min=128, max=2048, doc="image height for the procedural generator and v1")
+    aspect_ratio: AspectRatio = knob("1:1", doc="aspect ratio asked of Stability's v2beta API")
+    negative_prompt: str = knob("", doc="what to keep out of every image")
+    style_preset: str = knob("", doc="Stability style preset, e.g. neon-punk; empty for none")
+    seed: int = knob(0, min=0, max=4294967294, doc="fixed seed; 0 = a new one each time")
+    samples: int = knob(1, min=1, max=10, doc="images per prompt, all shown in turn")
+    cfg_scale: float = knob(0.0, min=0.0, max=35.0, doc="prompt adherence; 0 = the model's default")
+    steps: int = knob(30, min=10, max=50, doc="diffusion steps (v1 API)")
+    img2img: Img2Img = knob("off", doc="evolve from the previous image or the program output")
+    strength: float = knob(0.35, min=0.0, max=1.0, doc="image-to-image strength")
+    in_flight: int = knob(2, min=1, max=16, doc="generations running at once")
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    api_key: str = knob("", doc="API key; the STABILITY_API_KEY environment variable wins")
+    api_host: str = knob("https://api.stability.ai", doc="API base URL; STABILITY_API_HOST wins")
+    api: StabilityApi = knob("v2beta", doc="v2beta (current) or v1 (legacy knobs)")
+    endpoint: StabilityEndpoint = knob("core", doc="v2beta endpoint")
+    model: Sd3Model = knob("sd3.5-large", doc="model for the sd3 endpoint")
+    engine: str = knob("stable-diffusion-xl-1024-v1-0", doc="v1 engine id")
+    sampler: str = knob("", doc="v1 sampler; empty for the API's choice")
+    output_format: OutputFormat = knob("png", doc="image format asked of the API")
+    timeout: float = knob(60.0, min=1.0, max=600.0, doc="seconds before a request is given up")
+    max_concurrency: int = knob(2, min=1, max=32, doc="requests in flight at once")
+    rate_limit: int = knob(140, min=1, max=150, doc="requests per 10 s, kept under the API's 150")
+    max_retries: int = knob(3, min=0, max=10, doc="retries on 429, 5xx, timeouts and network errors")
+    backoff: float = knob(1.0, min=0.01, max=60.0, doc="first retry delay in seconds, doubling")
+    backoff_max: float = knob(30.0, min=0.1, max=600.0, doc="longest retry delay (429 waits at least 60 s)")
+    breaker_failures: int = knob(5, min=1, max=100, doc="failures in a row that switch to procedural")
+    breaker_cooldown: float = knob(30.0, min=1.0, max=3600.0, doc="seconds before probing Stability again")
+    balance_interval: float = knob(60.0, min=0.0, max=3600.0, doc="credit balance poll period; 0 = off")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    output_dir: str = knob("output", doc="images and the journal go to <output_dir>/<date>/")
 
 
 @dataclass(frozen=True)
@@ -103,6 +153,9 @@ class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
     shaders: ShadersConfig = field(default_factory=ShadersConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
