@@ -74,6 +74,19 @@ class ShadersConfig:
 
 
 @dataclass(frozen=True)
+class AudienceConfig:
+    max_length: int = knob(200, min=10, max=2000, doc="longest prompt, in characters")
+    cooldown: float = knob(15.0, min=0.0, max=3600.0, doc="seconds between prompts from one phone")
+    burst: int = knob(2, min=1, max=50, doc="prompts a phone may send at once before the cooldown")
+    max_queue: int = knob(200, min=1, max=100000, doc="prompts waiting at most; then 'the queue is full'")
+    max_pending_per_client: int = knob(3, min=1, max=100, doc="prompts one phone may have waiting")
+    similarity: float = knob(0.85, min=0.5, max=1.0, doc="how alike two prompts from one phone count as the same")
+    moderation: Literal["auto", "approve"] = knob("auto", doc="auto: blocklist only; approve: the VJ approves too")
+    blocklist_file: str = knob("", doc="extra blocked words or phrases, one per line")
+    feed: bool = knob(False, doc="send the prompts on screen to every phone")
+
+
+@dataclass(frozen=True)
 class GenerationConfig:
     backend: Backend = knob("auto", doc="auto = Stability when a key is set, else procedural")
     width: int = knob(1024, min=128, max=2048, doc="image width for the procedural generator and v1")
@@ -136,6 +149,12 @@ class ServerConfig:
     host: str = knob("0.0.0.0", doc="address the audience server listens on")
     port: int = knob(3000, min=1, max=65535, doc="port of the audience server")
     public_url: str = knob("", doc="join URL to show instead of http://<LAN IP>:<port>")
+    max_message_bytes: int = knob(4096, min=256, max=1048576, doc="largest WebSocket message accepted")
+    max_connections_per_ip: int = knob(16, min=1, max=100000, doc="WebSocket connections one address may hold")
+    max_connections: int = knob(12000, min=1, max=1000000, doc="WebSocket connections in all")
+    idle_timeout: float = knob(120.0, min=1.0, max=86400.0, doc="seconds of silence before a phone is dropped")
+    handshake_timeout: float = knob(10.0, min=1.0, max=120.0, doc="seconds to finish the HTTP/WebSocket opening")
+    max_errors: int = knob(10, min=1, max=1000, doc="bad messages in 10 s before a client is disconnected")
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,7 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    audience: AudienceConfig = field(default_factory=AudienceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

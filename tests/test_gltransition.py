@@ -54,3 +54,10 @@ def test_bad_default_names_the_line() -> None:
         text = "\nuniform vec2 v; // = vec2(1, 2, 3)\nvec4 transition(vec2 uv){return vec4(0);}"
         parse_gl_transition(Path("p.glsl"), text)
     assert info.value.line == 2
+
+
+def test_inline_default_followed_by_a_comment() -> None:
+    """`uniform ivec2 size/* = ivec2(20) */; // explanation` keeps its default."""
+    text = "uniform ivec2 size/* = ivec2(20) */; // minimum squares\nvec4 transition(vec2 uv){return vec4(0);}"
+    src = parse_gl_transition(Path("p.glsl"), text)
+    assert src.inputs[0].default == (20.0, 20.0)

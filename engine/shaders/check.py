@@ -85,6 +85,8 @@ class Checker:
             pixels = self.render(load_shader(path))
         except ShaderError as err:
             return err
+        except Exception as err:  # a linter must report, never crash, whatever the file holds
+            return ShaderError(str(path), None, f"unexpected failure: {type(err).__name__}: {err}")
         if not np.isfinite(pixels).all():
             return ShaderError(str(path), None, "the frame contains NaN or infinite values")
         return None

@@ -17,7 +17,7 @@ from engine.shaders.isf import VECTOR_SIZE, Dialect, Input, InputType, Kind, Sha
 
 _UNIFORM = re.compile(
     r"^[ \t]*uniform\s+(?:(?:lowp|mediump|highp)\s+)?(\w+)\s+(\w+)\s*(?:/\*\s*=\s*([^*]*?)\s*\*/)?\s*;"
-    r"[ \t]*(?://\s*=\s*(.*?)\s*)?$",
+    r"[ \t]*(?://\s*=\s*(.*?)\s*|//.*)?$",
     re.MULTILINE,
 )
 _TYPES = {
@@ -32,9 +32,9 @@ def parse_literal(kind: InputType, text: str) -> Value:
     """A GLSL literal (``0.5``, ``true``, ``vec2(0.0, 1.0)``, ``ivec2(4)``) as a Python value."""
     text = text.strip().rstrip(";").strip()
     if kind is InputType.BOOL:
-        if text not in ("true", "false"):
+        if text not in ("true", "false", "1", "0"):
             raise ValueError(f"expected true or false, got {text!r}")
-        return text == "true"
+        return text in ("true", "1")
     if kind in VECTOR_SIZE:
         m = re.fullmatch(r"\w+\s*\((.*)\)", text, re.DOTALL)
         parts = [p for p in (m.group(1) if m else text).split(",") if p.strip()]

@@ -61,6 +61,8 @@ def coerce_value(inp: Input, value: object) -> Value:
             raise ParamError(f"{inp.name}: expected {n} numbers, got {len(items)}")
         if t is InputType.COLOR:
             return tuple(min(1.0, max(0.0, x)) for x in items)
+        if t is InputType.IVEC2:
+            return tuple(float(round(x)) for x in items)
         lo, hi = inp.min, inp.max
         if isinstance(lo, tuple) and isinstance(hi, tuple):
             return tuple(min(h, max(low, x)) for x, low, h in zip(items, lo, hi, strict=False))

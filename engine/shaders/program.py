@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -255,8 +256,10 @@ class IsfProgram:
                 value = value[0]
             elif not isinstance(value, tuple) and u.dimension > 1:
                 value = (value,) * u.dimension
+            if u.fmt and u.fmt[-1] == "i":  # int, ivec*, bool uniforms take integers
+                value = tuple(round(v) for v in value) if isinstance(value, tuple) else round(value)
             u.value = value
-        except (TypeError, ValueError, moderngl.Error) as err:
+        except (TypeError, ValueError, struct.error, moderngl.Error) as err:
             # A file that declares an engine uniform with another type: skip it, say so once.
             self._bad_uniforms.add(name)
             log.warning("%s: uniform %s cannot take %r (%s)", self.src.path, name, value, err)

@@ -1,0 +1,172 @@
+"""The audience protocol without sockets: frames in, messages and replies out.
+
+Documented for page authors in ``docs/protocol.md``. Nothing here imports
+``websockets`` or ``asyncio``: the server only pumps frames between the socket
+and these functions, so every rule is tested with plain calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from engine.errors import EngineError
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_REF = 64
+ERROR_WINDOW_S = 10.0
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    GENERATING = "generating"
+    SHOWING = "showing"
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset({State.DONE, State.REJECTED, State.FAILED})
+
+
+class ProtocolError(EngineError):
+    """A message the server cannot take; ``code`` is the machine-readable name from docs/protocol.md."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PromptMsg:
+    text: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class PingMsg:
+    pass
+
+
+Message = PromptMsg | PingMsg
+
+
+def parse(frame: str | bytes, max_length: int) -> Message:
+    """One frame from a phone → a message; ProtocolError says what is wrong with it."""
+    if isinstance(frame, bytes | bytearray | memoryview):
+        raise ProtocolError("binary_not_allowed", "Only text messages are accepted.")
+    try:
+        data = json.loads(frame)
+    except (json.JSONDecodeError, RecursionError):
+        raise ProtocolError("bad_json", "That message was not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "A message must be a JSON object with a type.")
+    kind = data.get("type")
+    if kind == "ping":
+        return PingMsg()
+    if kind != "prompt":
+        raise ProtocolError("unknown_type", "Unknown message type." if kind is not None else "A message needs a type.")
+    if "text" not in data:
+        raise ProtocolError("missing_field", "A prompt needs a text.")
+    text = data["text"]
+    if not isinstance(text, str):
+        raise ProtocolError("wrong_type", "The prompt text must be a string.")
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF):
+        raise ProtocolError("wrong_type", f"ref must be a string of at most {MAX_REF} characters.")
+    text = clean_text(text)
+    if not text:
+        raise ProtocolError("empty", "Type something first!")
+    if len(text) > max_length:
+        raise ProtocolError("too_long", f"That prompt is too long: {max_length} characters at most.")
+    return PromptMsg(text, ref)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """Prompt text as data: control and bidi-override characters out, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def client_id_or_new(candidate: str | None) -> tuple[str, bool]:
+    """The phone's own id if it is well-formed, else a fresh one; (id, whether it is new)."""
+    if candidate and CLIENT_ID.match(candidate):
+        return candidate, False
+    return secrets.token_urlsafe(18), True
+
+
+@dataclass(frozen=True)
+class PromptStatus:
+    """What a phone is told about one of its prompts."""
+
+    id: str
+    text: str
+    state: State
+    position: int | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+    image_urls: tuple[str, ...] = ()
+    ref: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "status", "id": self.id, "text": self.text, "state": self.state.value}
+        if self.ref is not None:
+            msg["ref"] = self.ref
+        if self.state is State.QUEUED:
+            msg["position"] = self.position
+        if self.reason is not None:
+            msg["reason"] = self.reason
+        if self.retry_after is not None:
+            msg["retry_after"] = round(self.retry_after, 1)
+        if self.image_urls:
+            msg["image_url"] = self.image_urls[-1] if self.state is State.SHOWING else self.image_urls[0]
+            if len(self.image_urls) > 1:
+                msg["images"] = list(self.image_urls)
+        return msg
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[PromptStatus], feed: bool) -> str:
+    return encode({"type": "welcome", "client_id": client_id, "max_length": max_length, "cooldown": cooldown,
+                   "prompts": [p.to_message() for p in prompts], "feed": feed})
+
+
+def error(code: str, message: str) -> str:
+    return encode({"type": "error", "code": code, "message": message})
+
+
+def status(s: PromptStatus) -> str:
+    return encode(s.to_message())
+
+
+def feed(text: str) -> str:
+    return encode({"type": "feed", "text": text})
+
+
+PONG = encode({"type": "pong"})
+
+
+class ErrorBudget:
+    """Counts one connection's bad messages; past ``limit`` in 10 s the client is abusive."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._times: deque[float] = deque()
+
+    def record(self, now: float) -> bool:
+        """Note one error; True when the client should be disconnected."""
+        self._times.append(now)
+        while self._times and now - self._times[0] > ERROR_WINDOW_S:
+            self._times.popleft()
+        return len(self._times) > self.limit

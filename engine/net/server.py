@@ -1,0 +1,273 @@
+"""The audience server: HTTP for the page and images, WebSocket ``/ws`` for prompts.
+
+One ``websockets`` server in the backstage asyncio loop. It only pumps frames
+between sockets and the sans-I/O ``protocol`` and ``audience`` modules, and
+pushes statuses with ``broadcast()`` (which never waits on a slow phone).
+
+Hardening, in one place:
+- only files listed at start-up from ``web/`` and journal images by id are served:
+  a request path is never joined onto a folder, so ``..``, encoded dots and
+  symlinks lead nowhere;
+- every answer carries a strict Content-Security-Policy and friends;
+- connections are capped per address and in all; the opening handshake and idle
+  phones time out; frames over ``server.max_message_bytes`` close the connection;
+- a client that keeps sending bad messages is dropped; whatever one client sends,
+  the others are still served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import mimetypes
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from engine.config import AudienceConfig, ServerConfig
+from engine.net import protocol
+from engine.net.audience import Audience, Outbox
+from engine.net.protocol import PingMsg, ProtocolError
+
+log = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
+IMAGE_PATH = re.compile(r"^/images/([A-Za-z0-9_-]{1,80})\.(png|jpg|jpeg|webp)$")
+CSP = ("default-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; style-src 'self'; "
+       "script-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+ImageLookup = Callable[[str], tuple[bytes, str] | None]
+
+
+def static_files(root: Path) -> dict[str, Path]:
+    """URL path → file for every regular file under ``root`` (no symlinks, nothing outside)."""
+    files: dict[str, Path] = {}
+    if not root.is_dir():
+        return files
+    base = root.resolve()
+    for path in root.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        real = path.resolve()
+        if not real.is_relative_to(base) or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        files["/" + path.relative_to(root).as_posix()] = real
+    if "/index.html" in files:
+        files["/"] = files["/index.html"]
+    return files
+
+
+def http_response(status: http.HTTPStatus, body: bytes, content_type: str, cache: str = "no-cache") -> Response:
+    headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": cache,
+                       **SECURITY_HEADERS})
+    return Response(status.value, status.phrase, headers, body)
+
+
+def text_response(status: http.HTTPStatus, text: str) -> Response:
+    return http_response(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+
+@dataclass
+class Client:
+    connection: ServerConnection
+    client_id: str
+    ip: str
+    errors: protocol.ErrorBudget
+
+
+class AudienceServer:
+    def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, audience: Audience,
+                 images: ImageLookup | None = None, web_root: Path = WEB_ROOT,
+                 on_prompt: Callable[[], None] = lambda: None) -> None:
+        self.cfg = server_cfg
+        self.audience_cfg = audience_cfg
+        self.audience = audience
+        self.images = images or (lambda _id: None)
+        self.on_prompt = on_prompt
+        self.files = static_files(web_root)
+        self._cache: dict[str, bytes] = {}
+        self._server: Server | None = None
+        self._by_client: dict[str, set[ServerConnection]] = {}
+        self._per_ip: dict[str, int] = {}
+        self.connections = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        if "/" not in self.files:
+            log.warning("no web/index.html: the phone page is missing")
+
+    # --- life cycle -------------------------------------------------------------
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self._server = await serve(
+            self._handle, host if host is not None else self.cfg.host, port if port is not None else self.cfg.port,
+            process_request=self._process_request, process_response=self._process_response,
+            max_size=self.cfg.max_message_bytes, max_queue=4, open_timeout=self.cfg.handshake_timeout,
+            ping_interval=20, ping_timeout=20, close_timeout=2, compression=None, server_header=None,
+            write_limit=65536,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    # --- HTTP -------------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            path = urlsplit(request.path).path
+        except ValueError:
+            return text_response(http.HTTPStatus.BAD_REQUEST, "Bad request")
+        if path == "/ws":
+            return self._admit(connection)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
+        return self._serve_file(path)
+
+    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
+        for k, v in SECURITY_HEADERS.items():
+            if k not in response.headers:
+                response.headers[k] = v
+        return response
+
+    def _serve_file(self, raw_path: str) -> Response:
+        path = unquote(raw_path)
+        m = IMAGE_PATH.match(path)
+        if m:
+            found = self.images(m.group(1))
+            if found is None:
+                return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
+            body, mime = found
+            return http_response(http.HTTPStatus.OK, body, mime, cache="public, max-age=86400, immutable")
+        file = self.files.get(path)
+        if file is None:
+            return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
+        cached = self._cache.get(path)
+        if cached is None:
+            try:
+                cached = file.read_bytes()
+            except OSError:
+                return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
+            self._cache[path] = cached
+        body = cached
+        mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if mime.startswith("text/") or mime in ("application/javascript", "application/json"):
+            mime += "; charset=utf-8"
+        return http_response(http.HTTPStatus.OK, body, mime)
+
+    def _admit(self, connection: ServerConnection) -> Response | None:
+        ip = _ip_of(connection)
+        if self.connections >= self.cfg.max_connections:
+            return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "The show is full, try again soon.")
+        if self._per_ip.get(ip, 0) >= self.cfg.max_connections_per_ip:
+            return text_response(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.")
+        # Counted from admission, not from the end of the handshake, so a burst of
+        # simultaneous handshakes cannot slip past the cap; released when the socket closes.
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        self.connections += 1
+        task = asyncio.get_running_loop().create_task(self._release_when_closed(connection, ip))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _release_when_closed(self, connection: ServerConnection, ip: str) -> None:
+        try:
+            await connection.wait_closed()
+        finally:
+            left = self._per_ip.get(ip, 1) - 1
+            if left <= 0:
+                self._per_ip.pop(ip, None)
+            else:
+                self._per_ip[ip] = left
+            self.connections -= 1
+
+    # --- WebSocket ----------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        ip = _ip_of(connection)
+        query = parse_qs(urlsplit(connection.request.path if connection.request else "").query)
+        client_id, _new = protocol.client_id_or_new(next(iter(query.get("client", [])), None))
+        client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors))
+        self._register(client)
+        try:
+            await connection.send(protocol.welcome(
+                client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
+                self.audience.statuses_for(client_id), self.audience_cfg.feed))
+            while True:
+                try:
+                    frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)
+                except TimeoutError:
+                    await connection.close(1000, "idle")
+                    return
+                if not self._on_frame(client, frame):
+                    await connection.close(1008, "too many bad messages")
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            self._unregister(client)
+
+    def _on_frame(self, client: Client, frame: str | bytes) -> bool:
+        """Handle one frame; False when the client should be disconnected."""
+        try:
+            msg = protocol.parse(frame, self.audience_cfg.max_length)
+        except ProtocolError as err:
+            broadcast([client.connection], protocol.error(err.code, err.message))
+            return not client.errors.record(time.monotonic())
+        if isinstance(msg, PingMsg):
+            broadcast([client.connection], protocol.PONG)
+            return True
+        outbox = self.audience.submit(client.client_id, client.ip, msg.text, msg.ref)
+        self.deliver(outbox)
+        self.on_prompt()
+        return True
+
+    def deliver(self, outbox: Outbox) -> None:
+        """Push statuses to every connection of the phones concerned; never waits."""
+        for client_id, status in outbox:
+            conns = self._by_client.get(client_id)
+            if conns:
+                broadcast(conns, protocol.status(status))
+
+    def broadcast_feed(self, text: str) -> None:
+        if self.audience_cfg.feed:
+            self.broadcast_all(protocol.feed(text))
+
+    def broadcast_all(self, message: str) -> None:
+        conns = [c for conns in self._by_client.values() for c in conns]
+        broadcast(conns, message)
+
+    def _register(self, client: Client) -> None:
+        self._by_client.setdefault(client.client_id, set()).add(client.connection)
+
+    def _unregister(self, client: Client) -> None:
+        conns = self._by_client.get(client.client_id)
+        if conns is not None:
+            conns.discard(client.connection)
+            if not conns:
+                del self._by_client[client.client_id]
+
+
+def _ip_of(connection: ServerConnection) -> str:
+    addr = connection.remote_address
+    return str(addr[0]) if addr else "unknown"

@@ -1,0 +1,171 @@
+"""Rate limits, duplicates, moderation, fairness and the VJ's operations, with a fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from engine.config import AudienceConfig
+from engine.net.audience import DUPLICATE, QUEUE_FULL, TOO_MANY, Audience, Outbox
+from engine.net.protocol import PromptStatus, State
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True)
+class V:
+    allowed: bool
+    reason: str = "Sorry, that prompt isn't allowed here."
+
+
+class WordFilter:
+    def check(self, text: str) -> V:
+        return V("badword" not in text)
+
+
+def audience(clock: Clock, **cfg: object) -> Audience:
+    return Audience(AudienceConfig(**cfg), WordFilter(), clock)  # type: ignore[arg-type]
+
+
+def last_state(out: Outbox, client: str = "a") -> PromptStatus:
+    """The status the outbox sends first to ``client`` (the one about the prompt just handled)."""
+    return next(s for c, s in out if c == client)
+
+
+def test_accepted_prompt_is_queued_with_position() -> None:
+    """A fine prompt is queued at position 1 and keeps its ref."""
+    a = audience(Clock())
+    s = last_state(a.submit("a", "1.1.1.1", "a neon whale", ref="r1"))
+    assert (s.state, s.position, s.ref) == (State.QUEUED, 1, "r1")
+
+
+def test_burst_then_cooldown() -> None:
+    """Two prompts at once are fine, a third waits for the cooldown and says how long."""
+    clock = Clock()
+    a = audience(clock, cooldown=15.0, burst=2)
+    assert last_state(a.submit("a", "ip", "one")).state is State.QUEUED
+    assert last_state(a.submit("a", "ip", "two different")).state is State.QUEUED
+    third = last_state(a.submit("a", "ip", "three again"))
+    assert third.state is State.REJECTED and third.retry_after == pytest.approx(15.0)
+    clock.now += 15.0
+    assert last_state(a.submit("a", "ip", "three again")).state is State.QUEUED
+
+
+def test_many_ids_from_one_address_are_limited_too() -> None:
+    """A prankster rotating client ids on one address hits the per-address bucket."""
+    a = audience(Clock(), burst=1)
+    states = [last_state(a.submit(f"id{i}", "6.6.6.6", f"prompt number {i} xyz"), f"id{i}").state
+              for i in range(6)]
+    assert states.count(State.QUEUED) == 4 and states[-1] is State.REJECTED
+
+
+@pytest.mark.parametrize("again", ["A Neon Whale!", "a  neon whale", "a neón whale", "a neon whales"])
+def test_duplicates_and_near_duplicates_are_refused(again: str) -> None:
+    """Case, accents, punctuation or one letter do not make a prompt new."""
+    clock = Clock()
+    a = audience(clock, cooldown=0.0)
+    a.submit("a", "ip", "a neon whale")
+    s = last_state(a.submit("a", "ip", again))
+    assert (s.state, s.reason) == (State.REJECTED, DUPLICATE)
+
+
+def test_same_prompt_from_another_phone_is_fine() -> None:
+    """Duplicates are per phone: two people may want the same thing."""
+    a = audience(Clock())
+    a.submit("a", "ip1", "a neon whale")
+    assert last_state(a.submit("b", "ip2", "a neon whale"), "b").state is State.QUEUED
+
+
+def test_blocklisted_prompt_is_rejected_politely() -> None:
+    """The moderator's verdict becomes the reason; nothing is queued."""
+    a = audience(Clock())
+    s = last_state(a.submit("a", "ip", "a badword here"))
+    assert s.state is State.REJECTED and "isn't allowed" in s.reason
+    assert a.queued_count == 0
+
+
+def test_queue_full() -> None:
+    """Past max_queue the answer is the documented 'queue is full' with a retry hint."""
+    a = audience(Clock(), max_queue=2)
+    a.submit("a", "1", "x one")
+    a.submit("b", "2", "x two")
+    s = last_state(a.submit("c", "3", "x three"), "c")
+    assert (s.state, s.reason, s.retry_after) == (State.REJECTED, QUEUE_FULL, 60.0)
+
+
+def test_pending_per_client_cap() -> None:
+    """One phone cannot keep more than max_pending_per_client prompts waiting."""
+    a = audience(Clock(), cooldown=0.0, max_pending_per_client=2)
+    a.submit("a", "ip", "first idea")
+    a.submit("a", "ip", "second thing")
+    assert last_state(a.submit("a", "ip", "third wish")).reason == TOO_MANY
+
+
+def test_round_robin_serves_phones_in_turn() -> None:
+    """Three prompts from a, one from b and c: the order is a, b, c, a, a."""
+    a = audience(Clock(), cooldown=0.0, burst=5, max_pending_per_client=5)
+    for t in ("a1 cat", "a2 dog", "a3 bird"):
+        a.submit("a", "ipa", t)
+    a.submit("b", "ipb", "b1 fish")
+    a.submit("c", "ipc", "c1 frog")
+    order = []
+    while (p := a.next_prompt()[0]) is not None:
+        order.append(p.text.split()[0])
+    assert order == ["a1", "b1", "c1", "a2", "a3"]
+
+
+def test_positions_move_up_and_are_pushed() -> None:
+    """Taking the next prompt tells the others their new position."""
+    a = audience(Clock(), cooldown=0.0)
+    a.submit("a", "1", "first")
+    a.submit("b", "2", "second")
+    prompt, out = a.next_prompt()
+    assert prompt is not None and last_state(out).state is State.GENERATING
+    assert last_state(out, "b").position == 1
+
+
+def test_approve_mode_holds_prompts_until_the_vj_says_yes() -> None:
+    """In approve mode prompts wait without a position and are not served until approved."""
+    a = audience(Clock(), moderation="approve")
+    s = last_state(a.submit("a", "1", "a castle"))
+    assert s.state is State.QUEUED and s.position is None
+    assert a.next_prompt()[0] is None
+    assert [p.text for p in a.awaiting_approval()] == ["a castle"]
+    a.approve(s.id)
+    assert a.next_prompt()[0].id == s.id  # type: ignore[union-attr]
+
+
+def test_vj_reject_and_remove() -> None:
+    """A rejected prompt leaves the line with the VJ's reason."""
+    a = audience(Clock(), moderation="approve")
+    s = last_state(a.submit("a", "1", "a castle"))
+    out = a.reject(s.id, "Not tonight")
+    assert (last_state(out).state, last_state(out).reason) == (State.REJECTED, "Not tonight")
+    assert a.awaiting_approval() == []
+
+
+def test_ban_rejects_waiting_prompts_and_future_ones() -> None:
+    """A banned phone loses its waiting prompts and can send no more."""
+    a = audience(Clock(), cooldown=0.0)
+    a.submit("a", "1", "one thing")
+    a.ban("a")
+    assert a.queued_count == 0
+    assert last_state(a.submit("a", "1", "another")).state is State.REJECTED
+
+
+def test_statuses_for_a_client_rebuild_the_page() -> None:
+    """After a reload the phone gets each of its prompts' latest status."""
+    a = audience(Clock(), cooldown=0.0)
+    first = last_state(a.submit("a", "1", "one thing"))
+    a.set_state(first.id, State.DONE, image_url="/images/x.png")
+    a.submit("a", "1", "another thing")
+    statuses = a.statuses_for("a")
+    assert [s.state for s in statuses] == [State.DONE, State.QUEUED]
+    assert statuses[0].image_urls == ("/images/x.png",)
