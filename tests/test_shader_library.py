@@ -43,11 +43,16 @@ def test_shader_draws_a_real_picture(checker: Checker, path: Path) -> None:
 @pytest.mark.parametrize("path", [p for p in FILES if load_shader(p).kind is Kind.TRANSITION],
                          ids=lambda p: p.name)
 def test_transition_ends_are_its_images(checker: Checker, path: Path) -> None:
-    """At progress 0 a transition shows the start image, at 1 the end image."""
+    """At progress 0 a transition shows the start image, at 1 the end image.
+
+    The outermost pixels are left out: gl-transitions sample layers clamped half a texel inside
+    the image (so a texture slot's neighbours never bleed in), which shifts only the border ring.
+    """
     src = load_shader(path)
-    start = checker.render(src, progress=0.0)
-    end = checker.render(src, progress=1.0)
-    a, b = (checker.render(load_shader(ROOT / "tests/data/isf/wipe.fs"), progress=p) for p in (0.0, 1.0))
+    inner = (slice(2, -2), slice(2, -2))
+    start = checker.render(src, progress=0.0)[inner]
+    end = checker.render(src, progress=1.0)[inner]
+    a, b = (checker.render(load_shader(ROOT / "tests/data/isf/wipe.fs"), progress=p)[inner] for p in (0.0, 1.0))
     assert np.abs(start - a).max() < 3 / 255
     assert np.abs(end - b).max() < 3 / 255
 
