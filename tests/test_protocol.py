@@ -81,3 +81,10 @@ def test_error_budget_trips_past_the_limit() -> None:
     assert budget.record(3) is True
     fresh = protocol.ErrorBudget(3)
     assert [fresh.record(t) for t in (0, 11, 22, 33)] == [False] * 4
+
+
+def test_errors_echo_the_ref() -> None:
+    """A bad prompt that carried a ref gets it back, so the page knows which one failed."""
+    with pytest.raises(ProtocolError) as info:
+        protocol.parse('{"type": "prompt", "text": "", "ref": "r9"}', 200)
+    assert json.loads(protocol.error(info.value.code, info.value.message, info.value.ref))["ref"] == "r9"

@@ -11,13 +11,15 @@ dictionary lookups over a handful of candidate strings):
    Cyrillic/Greek/small-capital look-alikes, and removes invisible characters.
 2. The text is cut into fragments two ways: at every space *and* punctuation mark
    (``b.a.d`` → ``b a d``), and at spaces only with punctuation inside a chunk removed
-   (``b.a.d`` → ``bad``). Apostrophes always join (``assassin's`` → ``assassins``).
+   (``b.a.d`` → ``bad``). The split view drops endings such as ``'s`` and ``'ll``
+   (``badword's`` is caught, ``it's hit`` does not become ``s hit``).
 3. Each fragment is read with leetspeak undone (``b4d`` → ``bad``); ambiguous
    characters give every reading (``1`` is ``i`` or ``l``), and symbols such as ``!``
    may also be plain punctuation.
 4. Windows of consecutive fragments are tried as phrases (``evil thing``) and, when the
    prompt looks split on purpose (a one-character fragment, or only one- and
    two-character fragments: ``b a d``, ``b ad``, ``sh it``), joined (``bad``).
+   Digits alone are a number, never a word (``80085`` and ``patch 6.0.085`` pass).
 5. A candidate matches an entry only as a *whole* fragment or window, so ``class``
    never matches ``ass`` and ``Scunthorpe`` passes. Repeated letters match by run:
    the letters with runs collapsed must be equal, and every run in the prompt must be
@@ -40,7 +42,16 @@ from pathlib import Path
 
 from engine.errors import EngineError
 
-__all__ = ["REFUSAL", "ModerationError", "Moderator", "Verdict", "normalise", "read_blocklist"]
+__all__ = [
+    "REFUSAL",
+    "ModerationError",
+    "Moderator",
+    "Verdict",
+    "builtin_blocklist",
+    "normalise",
+    "parse_blocklist",
+    "read_blocklist",
+]
 
 REFUSAL = "Sorry, that prompt isn't allowed here. Try something else!"
 """What the person who typed a refused prompt is told: polite, and never the word itself."""
@@ -96,7 +107,7 @@ _HOMOGLYPHS: dict[str, str] = {
     "ı": "i", "ȷ": "j", "ɑ": "a", "ɡ": "g", "Ø": "o", "ø": "o", "Đ": "d", "đ": "d",
     "Ł": "l", "ł": "l", "Ħ": "h", "ħ": "h", "Ŧ": "t", "ŧ": "t", "Æ": "ae", "æ": "ae",
     "Œ": "oe", "œ": "oe", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h",
-    "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p",
+    "ᴀ": "a", "ꜰ": "f", "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p",
     "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
 }  # fmt: skip
 _HOMOGLYPH_TABLE = str.maketrans(_HOMOGLYPHS)
@@ -142,76 +153,78 @@ _LEET: dict[str, str] = {
     "@": "a", "$": "s", "!": "i", "|": "li", "+": "t", "(": "c", "€": "e", "£": "l", "¢": "c", "¥": "y",
     "§": "s", "×": "x",
 }  # fmt: skip
+_LEET_KEYS = frozenset(_LEET)
 _LEET_SYMBOLS = "".join(ch for ch in _LEET if not ch.isalnum())
-_APOSTROPHES = "'’ʼ`"
-_APOSTROPHE_TABLE = str.maketrans(dict.fromkeys(_APOSTROPHES))
+_LETTER_SYMBOLS = "@$"  # symbols only ever typed as letters; "(", "|", "+", "!" also surround numbers
 
 # "Split" view: alphanumeric runs; every other character separates.
 _WORD_RE = re.compile(r"[^\W_]+")
 # "Joined" view: inside a space-separated chunk, drop all but alphanumerics and leet symbols.
 _JOIN_DROP_RE = re.compile(rf"[^\w{re.escape(_LEET_SYMBOLS)}]|_")
-_RUN_RE = re.compile(r"(.)\1*", re.DOTALL)
-_COLLAPSE_RE = re.compile(r"(.)\1+", re.DOTALL)
+# English endings after an apostrophe, dropped from the "split" view: "it's hit" must not read "s hit".
+_CLITIC_RE = re.compile(r"['’ʼ`](?:s|t|d|m|ll|re|ve)\b")
+_MAX_READINGS = 16  # per fragment, so that a prompt of nothing but "1|!1|!..." stays cheap
 
-_MAX_READINGS = 32  # per fragment; a prompt of nothing but "1|1|1..." cannot blow up
-
-
-def _collapse(s: str) -> str:
-    """``s`` with every run of one character shortened to one: ``baaad`` → ``bad``."""
-    return _COLLAPSE_RE.sub(r"\1", s)
+Runs = tuple[str, tuple[int, ...]]
+"""A string as its letters with repeats collapsed, and how long each run was: ``baaad`` → ("bad", (1, 3, 1))."""
 
 
-def _run_lengths(s: str) -> tuple[int, ...]:
-    """Length of each run of one character: ``baaad`` → (1, 3, 1)."""
-    return tuple(len(m.group()) for m in _RUN_RE.finditer(s))
+def _runs(s: str) -> Runs:
+    """``s`` as runs of one character."""
+    pairs = [(ch, len(list(group))) for ch, group in itertools.groupby(s)]
+    return "".join(ch for ch, _ in pairs), tuple(n for _, n in pairs)
+
+
+def _join(a: Runs, b: Runs, cap: int) -> Runs:
+    """``a`` and ``b`` written together; a run they share is capped at ``cap`` (no verdict needs more)."""
+    (la, na), (lb, nb) = a, b
+    if la and lb and la[-1] == lb[0]:
+        return la + lb[1:], (*na[:-1], min(cap, na[-1] + nb[0]), *nb[1:])
+    return la + lb, na + nb
+
+
+_SPACE: Runs = (" ", (1,))
 
 
 @functools.lru_cache(maxsize=4096)
-def _readings(fragment: str) -> tuple[str, ...]:
-    """Every way to read a fragment with leetspeak undone (``sh1t`` → ``shit``, ``shlt``).
+def _readings(fragment: str) -> tuple[tuple[Runs, ...], bool]:
+    """Every way to read a fragment with leetspeak undone (``sh1t`` → ``shit``, ``shlt``), as runs;
+    and whether it has a letter of its own (or ``@``/``$``): digits alone are a number, not a word.
 
     Runs of one character are read together (``1111`` is ``iiii`` or ``llll``), which keeps
     the count small. A symbol may also be punctuation and read as nothing (``bad!``).
     Cached: the same words come back prompt after prompt.
     """
     if _LEET_KEYS.isdisjoint(fragment):
-        return (fragment,)
+        return (_runs(fragment),), True
+    letter = any(ch.isalpha() or ch in _LETTER_SYMBOLS for ch in fragment)
     options: list[tuple[str, ...]] = []
-    for ch, run in itertools.groupby(fragment):
-        n = len(list(run))
+    for ch, group in itertools.groupby(fragment):
+        n = len(list(group))
         if ch in _LEET:
             opts = tuple(letter * n for letter in _LEET[ch])
             options.append((*opts, "") if not ch.isalnum() else opts)
         else:
             options.append((ch * n,))
-    out = dict.fromkeys("".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS))
-    out.pop("", None)
-    return tuple(out) or (fragment,)
-
-
-_LEET_KEYS = frozenset(_LEET)
+    texts = dict.fromkeys("".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS))
+    texts.pop("", None)
+    return tuple(_runs(t) for t in texts) or (_runs(fragment),), letter
 
 
 def _fragment_views(norm: str) -> Iterator[list[str]]:
     """The prompt cut into fragments: split at punctuation, then (if different) joined across it."""
-    text = norm.translate(_APOSTROPHE_TABLE)
-    split = _WORD_RE.findall(text)
+    split = _WORD_RE.findall(_CLITIC_RE.sub("", norm))
     yield split
-    joined = [f for f in (_JOIN_DROP_RE.sub("", chunk) for chunk in text.split()) if f]
+    joined = [f for f in (_JOIN_DROP_RE.sub("", chunk) for chunk in norm.split()) if f]
     if joined != split:
         yield joined
 
 
 def _entry_key(entry: str) -> str:
     """A blocklist entry as the letters it matches: words kept, punctuation joined, digits read."""
-    words = (_JOIN_DROP_RE.sub("", w).translate(_APOSTROPHE_TABLE) for w in normalise(entry).split())
+    words = (_JOIN_DROP_RE.sub("", w) for w in normalise(entry).split())
     keys = ("".join(_LEET[ch][0] if ch in _LEET else ch for ch in w) for w in words)
     return " ".join(k for k in keys if k)
-
-
-def _looks_split(lengths: Sequence[int]) -> bool:
-    """Whether fragments this long read like one word broken up on purpose (``b ad``, ``sh it``)."""
-    return min(lengths) == 1 or max(lengths) <= 2
 
 
 # --- the moderator -------------------------------------------------------------------
@@ -222,10 +235,11 @@ class Moderator:
 
     def __init__(self, blocklist: Iterable[str]) -> None:
         """Index the entries; ones with no letters or digits (``"---"``) are ignored."""
-        # collapsed key -> [(run lengths, entry as written)]
+        # collapsed letters -> [(run lengths, entry as written)]
         self._index: dict[str, list[tuple[tuple[int, ...], str]]] = {}
         self._prefixes: set[str] = set()
         self._entries: list[str] = []
+        self._cap = 1  # the longest run of one letter in any entry
         for raw in blocklist:
             entry = raw.strip()
             key = _entry_key(entry)
@@ -234,9 +248,10 @@ class Moderator:
             self._entries.append(entry)
             # A phrase also matches with its spaces removed ("evil thing" → "evilthing").
             for form in dict.fromkeys((key, key.replace(" ", ""))):
-                collapsed = _collapse(form)
-                self._index.setdefault(collapsed, []).append((_run_lengths(form), entry))
-                self._prefixes.update(collapsed[:i] for i in range(1, len(collapsed) + 1))
+                letters, lengths = _runs(form)
+                self._index.setdefault(letters, []).append((lengths, entry))
+                self._prefixes.update(letters[:i] for i in range(1, len(letters) + 1))
+                self._cap = max(self._cap, *lengths)
 
     @property
     def entries(self) -> tuple[str, ...]:
@@ -267,44 +282,57 @@ class Moderator:
                 return Verdict(allowed=False, reason=REFUSAL, matched=matched)
         return ALLOWED
 
-    def _lookup(self, candidate: str) -> str | None:
-        """The entry ``candidate`` spells, repeated letters allowed; None when there is none."""
-        found = self._index.get(_collapse(candidate))
-        if found is None:
-            return None
-        runs = _run_lengths(candidate)
-        for entry_runs, entry in found:
-            if all(have >= need for have, need in zip(runs, entry_runs, strict=True)):
+    def _lookup(self, candidate: Runs) -> str | None:
+        """The entry ``candidate`` spells, each run at least as long as the entry's; None when none."""
+        letters, lengths = candidate
+        for entry_lengths, entry in self._index.get(letters, ()):
+            if all(have >= need for have, need in zip(lengths, entry_lengths, strict=True)):
                 return entry
         return None
 
     def _scan(self, fragments: Sequence[str]) -> str | None:
-        """First entry spelled by a fragment or a window of fragments, as a phrase or joined up.
+        """An entry spelled by one fragment or a window of fragments, as a phrase or joined up.
 
-        Windows grow only while some reading is still the start of an entry, so a normal
-        prompt costs about one lookup per fragment.
+        One pass, left to right, over "open windows": the readings so far of every window
+        that is still the start of some entry. Identical windows merge (runs are capped at
+        the longest run any entry needs), so the work stays linear in the prompt, and a
+        normal prompt costs about one set lookup per fragment.
         """
-        readings = [_readings(f) for f in fragments]
-        prefixes = self._prefixes
-        for i in range(len(fragments)):
-            first = {r for r in readings[i] if _collapse(r) in prefixes}
-            for candidate in first:
+        prefixes, cap = self._prefixes, self._cap
+        # Open windows, read as a phrase ("evil thing") or joined up ("b ad" → "bad"), with flags:
+        # has a letter of its own (digits alone, "80085" or "6.0.085", are numbers, not words),
+        # has a one-character fragment, has only fragments of one or two characters.
+        spaced: set[tuple[Runs, bool]] = set()
+        joined: set[tuple[Runs, bool, bool, bool]] = set()
+        for fragment in fragments:
+            readings, letter = _readings(fragment)
+            one, short = len(fragment) == 1, len(fragment) <= 2
+            next_spaced: set[tuple[Runs, bool]] = set()
+            next_joined: set[tuple[Runs, bool, bool, bool]] = set()
+            for text, has_letter in spaced:
+                for r in readings:
+                    grown = _join(_join(text, _SPACE, cap), r, cap)
+                    if grown[0] in prefixes:
+                        next_spaced.add((grown, has_letter or letter))
+            for text, has_letter, has_one, all_short in joined:
+                for r in readings:
+                    grown = _join(text, r, cap)
+                    if grown[0] in prefixes:
+                        next_joined.add((grown, has_letter or letter, has_one or one, all_short and short))
+            for r in readings:
+                if r[0] in prefixes:  # a window starts here
+                    next_spaced.add((r, letter))
+                    next_joined.add((r, letter, one, short))
+            candidates = [t for t, has_letter in next_spaced if has_letter]
+            candidates += (
+                t for t, has_letter, has_one, all_short in next_joined if has_letter and (has_one or all_short)
+            )
+            # Longest first, so "heil hitler" is reported rather than "hitler", the same every run.
+            for candidate in sorted(candidates, key=lambda c: (-len(c[0]), c[0])):
                 matched = self._lookup(candidate)
                 if matched is not None:
                     return matched
-            spaced, joined = first, first
-            lengths = [len(fragments[i])]
-            for j in range(i + 1, len(fragments)):
-                lengths.append(len(fragments[j]))
-                spaced = {s for p in spaced for r in readings[j] if _collapse(s := f"{p} {r}") in prefixes}
-                joined = {s for p in joined for r in readings[j] if _collapse(s := p + r) in prefixes}
-                if not spaced and not joined:
-                    break
-                candidates = spaced | joined if _looks_split(lengths) else spaced
-                for candidate in candidates:
-                    matched = self._lookup(candidate)
-                    if matched is not None:
-                        return matched
+            spaced, joined = next_spaced, next_joined
         return None
 
 
@@ -320,7 +348,7 @@ def parse_blocklist(text: str) -> list[str]:
 def read_blocklist(path: Path) -> list[str]:
     """A venue's blocklist file (UTF-8); any failure to read it names the file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # Notepad's BOM is not part of the first entry
     except FileNotFoundError:
         raise ModerationError(f"{path}: blocklist file not found") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -37,10 +37,11 @@ FINAL_STATES = frozenset({State.DONE, State.REJECTED, State.FAILED})
 class ProtocolError(EngineError):
     """A message the server cannot take; ``code`` is the machine-readable name from docs/protocol.md."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.ref = ref
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,16 @@ def parse(frame: str | bytes, max_length: int) -> Message:
         raise ProtocolError("bad_json", "That message was not valid JSON.") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_json", "A message must be a JSON object with a type.")
+    raw_ref = data.get("ref")
+    ref = raw_ref if isinstance(raw_ref, str) and len(raw_ref) <= MAX_REF else None
+    try:
+        return _parse_object(data, max_length, ref)
+    except ProtocolError as err:
+        err.ref = ref
+        raise
+
+
+def _parse_object(data: dict[str, Any], max_length: int, ref: str | None) -> Message:
     kind = data.get("type")
     if kind == "ping":
         return PingMsg()
@@ -77,8 +88,7 @@ def parse(frame: str | bytes, max_length: int) -> Message:
     text = data["text"]
     if not isinstance(text, str):
         raise ProtocolError("wrong_type", "The prompt text must be a string.")
-    ref = data.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF):
+    if data.get("ref") is not None and ref is None:
         raise ProtocolError("wrong_type", f"ref must be a string of at most {MAX_REF} characters.")
     text = clean_text(text)
     if not text:
@@ -142,8 +152,11 @@ def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[Prom
                    "prompts": [p.to_message() for p in prompts], "feed": feed})
 
 
-def error(code: str, message: str) -> str:
-    return encode({"type": "error", "code": code, "message": message})
+def error(code: str, message: str, ref: str | None = None) -> str:
+    msg: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        msg["ref"] = ref
+    return encode(msg)
 
 
 def status(s: PromptStatus) -> str:

@@ -96,12 +96,12 @@ class Client:
 class AudienceServer:
     def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, audience: Audience,
                  images: ImageLookup | None = None, web_root: Path = WEB_ROOT,
-                 on_prompt: Callable[[], None] = lambda: None) -> None:
+                 on_submit: Callable[[Outbox], None] = lambda _out: None) -> None:
         self.cfg = server_cfg
         self.audience_cfg = audience_cfg
         self.audience = audience
         self.images = images or (lambda _id: None)
-        self.on_prompt = on_prompt
+        self.on_submit = on_submit
         self.files = static_files(web_root)
         self._cache: dict[str, bytes] = {}
         self._server: Server | None = None
@@ -232,14 +232,14 @@ class AudienceServer:
         try:
             msg = protocol.parse(frame, self.audience_cfg.max_length)
         except ProtocolError as err:
-            broadcast([client.connection], protocol.error(err.code, err.message))
+            broadcast([client.connection], protocol.error(err.code, err.message, err.ref))
             return not client.errors.record(time.monotonic())
         if isinstance(msg, PingMsg):
             broadcast([client.connection], protocol.PONG)
             return True
         outbox = self.audience.submit(client.client_id, client.ip, msg.text, msg.ref)
+        self.on_submit(outbox)  # journaled before the phone hears "accepted"
         self.deliver(outbox)
-        self.on_prompt()
         return True
 
     def deliver(self, outbox: Outbox) -> None:
