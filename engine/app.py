@@ -15,6 +15,7 @@ import segno
 
 from engine.backstage import Backstage
 from engine.show_options import ShowOptions
+from engine.store import Journal
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +28,36 @@ def display_available() -> bool:
 
 
 def run(opts: ShowOptions, headless: bool) -> None:
-    """Start backstage, run the show on this (main) thread, stop everything on the way out."""
+    """Start backstage, run the show on this (main) thread, stop everything on the way out.
+
+    Start-up failures (output folder, server port, blocklist) raise before any window opens.
+    """
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url)
+    journal = Journal.open(Path(opts.cfg.store.output_dir))
+    log.info("show journal and images in %s", journal.folder)
+    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal)
     opts.request_image = backstage.request_image
-    backstage.start()
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher = None
-    if opts.cfg.shaders.hot_reload:
-        from engine.shaders.watch import ShaderWatcher
-
-        watcher = ShaderWatcher(Path(opts.cfg.shaders.dir), opts.inbox.shader_changes)
-        watcher.start()
-    log.info("join at %s", opts.join_url)
-    if sys.stdout.isatty():
-        segno.make(opts.join_url, error="m").terminal(compact=True)
-    # Objects made at start-up live for the whole show: keep them out of every
-    # collection so a full GC pass never freezes a frame for long.
-    gc.collect()
-    gc.freeze()
     try:
+        backstage.start()
+        if opts.cfg.shaders.hot_reload:
+            from engine.shaders.watch import ShaderWatcher
+
+            watcher = ShaderWatcher(Path(opts.cfg.shaders.dir), opts.inbox.shader_changes)
+            watcher.start()
+        log.info("join at %s", opts.join_url)
+        if sys.stdout.isatty():
+            segno.make(opts.join_url, error="m").terminal(compact=True)
+        # Objects made at start-up live for the whole show: keep them out of every
+        # collection so a full GC pass never freezes a frame for long.
+        gc.collect()
+        gc.freeze()
         if headless:
             from engine.render.headless import run_headless
 
@@ -64,6 +70,7 @@ def run(opts: ShowOptions, headless: bool) -> None:
         if watcher is not None:
             watcher.stop()
         backstage.stop()
+        journal.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
         log.info("show stopped")

@@ -1,8 +1,14 @@
 """The backstage thread: one asyncio loop for everything that waits on the world.
 
-It hands decoded images to the show through the inbox queue and reads the show's
-state from the state board; it never touches GL. CPU-heavy work (generating,
-decoding) goes to a worker pool so the loop stays responsive.
+It owns the audience server, the audience (limits, moderation, fair queue), the
+generators, the pipeline and the journal. It hands decoded images to the show
+through the inbox and reads the show's state from the state board; it never
+touches GL. CPU-heavy work (generating, decoding, PNG encoding, HUD text) goes to
+a worker pool so the loop stays responsive.
+
+Start-up problems (an output folder that cannot be written, a port in use, a
+missing blocklist file) are raised by ``start()`` on the caller's thread, so the
+engine exits with one clear line instead of running half-built.
 """
 
 from __future__ import annotations
@@ -12,47 +18,85 @@ import contextlib
 import itertools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from engine.config import Config
-from engine.gen.placeholder import placeholder_image
+from engine.errors import EngineError
+from engine.gen.backends import make_generators
+from engine.gen.base import GenerationRequest, Generator
+from engine.gen.pipeline import Pipeline
+from engine.net.audience import Audience, Outbox, Prompt
+from engine.net.moderation import Moderator
+from engine.net.protocol import State
+from engine.net.server import AudienceServer
 from engine.render.overlay import HudLayout, hud_image, hud_lines
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowImage
+from engine.store import Journal, PromptState
 
 log = logging.getLogger(__name__)
 
-# Keep the show fed without piling up images it cannot use yet.
-TARGET_QUEUE = 2
 HUD_REFRESH_S = 0.25
+RESUME_LIMIT = 5000  # prompts of this show read back after a restart
+DEMO_PROMPTS = (
+    "aurora over a frozen lake", "neon city in the rain", "a forest of glowing mushrooms", "desert dunes at dusk",
+    "a whale swimming through stars", "a crystal cave full of light", "ocean waves in a storm", "a field of sunflowers",
+)
+
+
+class BackstageError(EngineError):
+    """The backstage could not start (server port, output folder, blocklist)."""
 
 
 class Backstage:
-    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str = "") -> None:
+    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str = "",
+                 journal: Journal | None = None, serve: bool = True) -> None:
         self.cfg = cfg
-        self.join_url = join_url
         self.inbox = inbox
         self.board = board
+        self.join_url = join_url
+        self.journal = journal
+        self.serve = serve
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._wanted: asyncio.Event | None = None
+        self._demo_wanted: asyncio.Event | None = None
         self._ready = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="backstage-worker")
-        self._seeds = itertools.count(1)
+        self._demo_seq = itertools.count(1)
         self.failure: BaseException | None = None
+        self.audience: Audience | None = None
+        self.server: AudienceServer | None = None
+        self.pipeline: Pipeline | None = None
+        self.generators: tuple[Generator, Generator] | None = None
+        self.port: int | None = None
 
-    # --- called from the show thread ------------------------------------------
+    # --- called from the show thread ------------------------------------------------
     def start(self) -> None:
+        """Run the loop in its own thread; raise BackstageError if it cannot start."""
         self._thread = threading.Thread(target=self._run, name="backstage", daemon=True)
         self._thread.start()
-        self._ready.wait(timeout=10)
+        if not self._ready.wait(timeout=30):
+            raise BackstageError("the backstage did not start within 30 s")
+        if self.failure is not None:
+            self._thread.join(timeout=5)
+            raise BackstageError(str(self.failure)) from self.failure
 
     def request_image(self) -> None:
         """The VJ asked for the next image and none is ready: make one now."""
-        loop, wanted = self._loop, self._wanted
+        loop, wanted = self._loop, self._demo_wanted
         if loop is not None and wanted is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wanted.set)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wanted.set)
+
+    def call(self, fn: object) -> None:
+        """Run ``fn()`` on the backstage loop (thread-safe)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and callable(fn):
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn)
 
     def stop(self, timeout: float = 5.0) -> None:
         loop, stop = self._loop, self._stop
@@ -65,12 +109,13 @@ class Backstage:
                 log.warning("backstage did not stop within %.0f s", timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    # --- the loop ---------------------------------------------------------------
+    # --- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
         except BaseException as err:  # never let the thread die silently
-            self.failure = err
+            if self.failure is None:
+                self.failure = err
             log.exception("backstage stopped on an error")
         finally:
             self._ready.set()
@@ -78,17 +123,110 @@ class Backstage:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._wanted = asyncio.Event()
-        tasks = [
-            asyncio.create_task(self._placeholder_source(), name="placeholder"),
-            asyncio.create_task(self._hud_painter(), name="hud"),
-        ]
+        self._demo_wanted = asyncio.Event()
+        try:
+            await self._setup()
+        except Exception as err:
+            self.failure = err
+            self._ready.set()
+            return
+        tasks = [asyncio.create_task(self._hud_painter(), name="hud"),
+                 asyncio.create_task(self._demo_source(), name="demo")]
+        if self.pipeline is not None:
+            tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         self._ready.set()
         await self._stop.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
+        if self.generators is not None:
+            for g in set(self.generators):
+                with contextlib.suppress(Exception):
+                    await g.aclose()
 
+    async def _setup(self) -> None:
+        cfg = self.cfg
+        moderator = Moderator.from_files(user_file=Path(cfg.audience.blocklist_file)
+                                         if cfg.audience.blocklist_file else None)
+        self.audience = Audience(cfg.audience, moderator)
+        self.generators = make_generators(cfg, self._pool)
+        primary, fallback = self.generators
+        log.info("generator: %s (fallback %s)", primary.name, fallback.name)
+        self._resume()
+        if not self.serve:
+            return
+        self.server = AudienceServer(cfg.server, cfg.audience, self.audience, images=self._image,
+                                     on_submit=self._on_submit)
+        self.pipeline = Pipeline(cfg, self.audience, primary, fallback, self.journal, self.inbox, self.board,
+                                 self.server.deliver, self._pool, on_show=self._on_show, report=self._report)
+        try:
+            await self.server.start()
+        except OSError as err:
+            raise BackstageError(
+                f"cannot listen on {cfg.server.host}:{cfg.server.port} ({err.strerror or err}); "
+                "is another engine running? pick another with --port") from err
+        self.port = self.server.port
+        log.info("audience server on %s:%d", cfg.server.host, self.port)
+
+    # --- wiring -------------------------------------------------------------------------
+    def _on_submit(self, outbox: Outbox) -> None:
+        """Accepted prompts are journaled before the phone hears they were accepted."""
+        assert self.audience is not None
+        for _client, status in outbox:
+            prompt = self.audience.prompts.get(status.id)
+            if prompt is not None and status.state is State.QUEUED and self.journal is not None:
+                try:
+                    if self.journal.prompt(prompt.id) is None:
+                        self.journal.record_prompt(prompt.id, prompt.client_id, prompt.text,
+                                                   {"moderation": self.cfg.audience.moderation})
+                except EngineError as err:
+                    self._report(f"journal: {err}")
+        if self.pipeline is not None:
+            self.pipeline.wake()
+
+    def _resume(self) -> None:
+        """After a restart: prompts left queued or generating go back in line, and every phone's
+        earlier prompts (with their images) are known again, so a reloaded page shows them."""
+        if self.journal is None or self.audience is None:
+            return
+        resumed = 0
+        for rec in reversed(self.journal.prompts(limit=RESUME_LIMIT)):
+            state = State(rec.state.value)
+            if state is State.GENERATING:
+                state = State.QUEUED
+                self.journal.set_state(rec.id, PromptState.QUEUED)
+            elif state is State.SHOWING:
+                state = State.DONE
+                self.journal.set_state(rec.id, PromptState.DONE)
+            prompt = Prompt(rec.id, rec.client_id, "restored", rec.text, time.monotonic(), state=state,
+                            reason=rec.reason, needs_approval=rec.approved is None
+                            and self.cfg.audience.moderation == "approve")
+            prompt.image_urls = [f"/images/{i.path}" for i in self.journal.images(rec.id) if i.path]
+            self.audience.restore(prompt)
+            resumed += state is State.QUEUED
+        if resumed:
+            log.info("resuming %d prompts from the journal", resumed)
+
+    def _image(self, image_id: str) -> tuple[bytes, str] | None:
+        if self.journal is None:
+            return None
+        data = self.journal.image_bytes(image_id)
+        if data is None:
+            return None
+        record = self.journal.image(image_id)
+        ext = record.path.rsplit(".", 1)[-1] if record and record.path else "png"
+        return data, {"jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}.get(ext, "image/png")
+
+    def _on_show(self, prompt: Prompt) -> None:
+        if self.server is not None and prompt.ip != "demo":
+            self.server.broadcast_feed(prompt.text)
+
+    def _report(self, message: str) -> None:
+        log.warning("%s", message)
+
+    # --- the show's helpers ---------------------------------------------------------------
     async def _hud_painter(self) -> None:
         """Paint the HUD from the show's snapshot a few times a second, while it is shown."""
         loop = asyncio.get_running_loop()
@@ -101,20 +239,29 @@ class Backstage:
                 self.inbox.hud.put(pixels)
             await asyncio.sleep(HUD_REFRESH_S)
 
-    async def _placeholder_source(self) -> None:
-        """Stand-in source: a new image every ``demo.interval`` seconds, or on request."""
-        assert self._wanted is not None
+    async def _demo_source(self) -> None:
+        """When the crowd is quiet: an offline image every ``demo.interval`` s, or at once on Space."""
+        assert self._demo_wanted is not None and self.generators is not None
         interval = self.cfg.demo.interval
-        loop = asyncio.get_running_loop()
+        fallback = self.generators[1]
         while True:
             try:
-                await asyncio.wait_for(self._wanted.wait(), timeout=interval if interval > 0 else None)
+                await asyncio.wait_for(self._demo_wanted.wait(), timeout=interval if interval > 0 else None)
                 requested = True
             except TimeoutError:
                 requested = False
-            self._wanted.clear()
-            if not requested and self.board.read().queue_len >= TARGET_QUEUE:
+            self._demo_wanted.clear()
+            busy = self.audience is not None and self.audience.queued_count > 0
+            if not requested and (busy or self.board.read().queue_len > 0):
                 continue
-            seed = next(self._seeds)
-            pixels = await loop.run_in_executor(self._pool, placeholder_image, seed)
-            self.inbox.images.put(ShowImage(f"demo-{seed}", pixels, caption=f"placeholder #{seed}"))
+            n = next(self._demo_seq)
+            text = DEMO_PROMPTS[n % len(DEMO_PROMPTS)]
+            g = self.cfg.generation
+            try:
+                images = await fallback.generate(GenerationRequest(f"demo-{n}", text, width=g.width, height=g.height))
+            except EngineError as err:
+                self._report(f"demo image: {err}")
+                continue
+            for i, image in enumerate(images):
+                if image.pixels is not None:
+                    self.inbox.images.put(ShowImage(f"demo-{n}-{i}", image.pixels, caption=text))

@@ -8,10 +8,12 @@ stopped the show from starting (no GL, no window), with one line saying why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, metavar="F",
                    help="frame rate cap (default window.fps; headless with --frames: unpaced)")
     p.add_argument("--port", type=int, metavar="N", help="audience server port")
+    p.add_argument("--generator", choices=["auto", "stability", "procedural"],
+                   help="image backend (auto: Stability when a key is set, else procedural)")
+    p.add_argument("--output", metavar="DIR", help="output folder for images and the journal")
+    p.add_argument("--stability-mock", action="store_true",
+                   help="rehearse against a loopback mock of the Stability API (no key, no network)")
+    p.add_argument("--mock-latency", type=float, default=2.0, metavar="S",
+                   help="seconds each mock Stability answer takes (with --stability-mock)")
     p.add_argument("--fit", choices=["letterbox", "cover"], help="how images meet the screen's shape")
     p.add_argument("--effect", action="append", metavar="NAME",
                    help="effect in the chain, repeatable up to 3 (--effect none: no effect)")
@@ -84,6 +93,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "window.screen": args.screen,
         "window.fps": args.fps,
         "server.port": args.port,
+        "generation.backend": args.generator,
+        "store.output_dir": args.output,
         "show.fit": args.fit,
         "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
         "shaders.transition": args.transition,
@@ -102,6 +113,8 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    # One line per phone connecting would drown the log at a busy show.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 SUBCOMMANDS = ("check-shaders",)
@@ -153,8 +166,24 @@ def run_show(cfg: config_mod.Config, args: argparse.Namespace) -> int:
         snapshot=args.snapshot,
     )
     try:
-        app.run(opts, headless=headless)
+        with contextlib.ExitStack() as stack:
+            if args.stability_mock:
+                opts.cfg = stack.enter_context(_stability_mock(opts.cfg, args.mock_latency))
+            app.run(opts, headless=headless)
     except EngineError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stability_mock(cfg: config_mod.Config, latency: float) -> Iterator[config_mod.Config]:
+    """Run the loopback Stability mock for this show and point the client at it."""
+    from engine.gen.mock_stability import MockStabilityServer, serve_in_thread
+
+    with serve_in_thread(MockStabilityServer("sk-mock-rehearsal", latency=latency, scale=0.5)) as mock:
+        log.info("rehearsal: Stability API mocked at %s (%.1f s per image)", mock.url, latency)
+        # The environment would win over the config: point both at the mock for this process.
+        os.environ["STABILITY_API_KEY"] = "sk-mock-rehearsal"
+        os.environ["STABILITY_API_HOST"] = mock.url
+        yield config_mod.with_overrides(cfg, {"generation.backend": "stability", "stability.api_host": mock.url})

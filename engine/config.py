@@ -30,9 +30,14 @@ def knob(
     min: float | None = None,
     max: float | None = None,
     doc: str = "",
+    secret: bool = False,
 ) -> Any:
-    """A config field with its allowed range; choices come from ``Literal`` types."""
-    return field(default=default, metadata={"min": min, "max": max, "doc": doc})
+    """A config field with its allowed range; choices come from ``Literal`` types.
+
+    A ``secret`` field (the API key) is left out of the dataclass's repr, so printing or
+    logging a config can never show it.
+    """
+    return field(default=default, repr=not secret, metadata={"min": min, "max": max, "doc": doc})
 
 
 Fit = Literal["letterbox", "cover"]
@@ -105,7 +110,7 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class StabilityConfig:
-    api_key: str = knob("", doc="API key; the STABILITY_API_KEY environment variable wins")
+    api_key: str = knob("", secret=True, doc="API key; the STABILITY_API_KEY environment variable wins")
     api_host: str = knob("https://api.stability.ai", doc="API base URL; STABILITY_API_HOST wins")
     api: StabilityApi = knob("v2beta", doc="v2beta (current) or v1 (legacy knobs)")
     endpoint: StabilityEndpoint = knob("core", doc="v2beta endpoint")
@@ -159,7 +164,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    interval: float = knob(15.0, min=0.0, max=3600.0, doc="seconds between placeholder images; 0 = off")
+    interval: float = knob(0.0, min=0.0, max=3600.0, doc="seconds between demo images when quiet; 0 = on Space only")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHADERS = ROOT / "shaders"
 EMPTY_SHADERS = ROOT / "tests" / "data" / "no-shaders"  # does not exist: an empty library
 TEST_SHADERS = ROOT / "tests" / "data" / "isf"
+
+# Tests that start the engine as a process run it as if on a machine with no display.
+HEADLESS_ENV = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -115,3 +115,10 @@ def test_config_is_frozen() -> None:
     """Config objects cannot be changed after validation."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().window.width = 3  # type: ignore[misc]
+
+
+def test_api_key_never_appears_in_a_config_repr() -> None:
+    """Printing or logging the config cannot leak the Stability key."""
+    cfg = config.with_overrides(Config(), {"stability.api_key": "sk-secret-123"})
+    assert cfg.stability.api_key == "sk-secret-123"
+    assert "sk-secret-123" not in repr(cfg) and "sk-secret-123" not in str(cfg.stability)

@@ -232,3 +232,18 @@ def test_idle_phone_is_dropped(web: Path) -> None:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
     run(web, scenario)
+
+
+@pytest.mark.parametrize("disguised", ["B4DW0RD at night", "a b.a.d.w.o.r.d party", "bádwörd", "ｂａｄｗｏｒｄ"])
+def test_blocklisted_word_in_disguise_is_refused_over_the_socket(web: Path, disguised: str) -> None:
+    """Leetspeak, punctuation, accents and full-width forms are seen through; the reason is polite."""
+    from engine.net.moderation import Moderator
+
+    async def scenario(srv: AudienceServer) -> None:
+        srv.audience.moderator = Moderator(["badword"])
+        async with phone(srv) as (ws, _):
+            reply = await ask(ws, json.dumps({"type": "prompt", "text": disguised}))
+            assert reply["state"] == "rejected" and "badword" not in reply["reason"].lower()
+            assert srv.audience.queued_count == 0
+        await still_served(srv)
+    run(web, scenario)

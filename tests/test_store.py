@@ -6,6 +6,7 @@ import datetime
 import errno
 import io
 import logging
+import os
 import re
 import shutil
 import sqlite3
@@ -43,13 +44,14 @@ def encoded(fmt: str = "PNG", size: tuple[int, int] = (8, 6)) -> bytes:
     return buf.getvalue()
 
 
-def open_journal(root: Path, **kwargs: object) -> Journal:
-    return Journal.open(root, DAY, clock=Clock(), **kwargs)  # type: ignore[arg-type]
+def open_journal(root: Path, memory_limit: int = store.DEFAULT_MEMORY_LIMIT) -> Journal:
+    return Journal.open(root, DAY, memory_limit=memory_limit, clock=Clock())
 
 
 def crash_copy(root: Path, dest: Path) -> Path:
     """What a crash leaves behind: the files exactly as they are, the connection never closed."""
     shutil.copytree(root, dest)
+    assert (dest / "2025-06-21" / "journal.sqlite3-wal").stat().st_size > 0  # the commits are still in the WAL
     return dest
 
 
@@ -381,7 +383,7 @@ def test_failed_rename_leaves_no_temp_file(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     journal.record_prompt("p1", "c1", "x", {})
-    monkeypatch.setattr(store.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     image = journal.add_image("p1", encoded(), {})
     monkeypatch.undo()
     assert image.in_memory and journal.image_bytes(image.id) == encoded()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import email.utils
 import io
 import json
@@ -160,7 +161,7 @@ def fit_sdxl_init_image(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class FilePart:
-    field: str
+    name: str
     filename: str
     content: bytes = field(repr=False)
     content_type: str = "application/octet-stream"
@@ -254,9 +255,9 @@ def build_v2_request(cfg: StabilityConfig, request: GenerationRequest, knobs: Kn
 def build_v1_request(cfg: StabilityConfig, request: GenerationRequest, knobs: Knobs,
                      init_image: bytes | None = None) -> RequestSpec:
     """v1 text-to-image (JSON) or image-to-image (multipart, ``init_image`` already sized for the engine)."""
-    prompts: list[tuple[str, float]] = [(knobs.prompt[:MAX_PROMPT_V1], 1.0)]
+    prompts: list[tuple[str, int]] = [(knobs.prompt[:MAX_PROMPT_V1], 1)]
     if knobs.negative_prompt:
-        prompts.append((knobs.negative_prompt[:MAX_PROMPT_V1], -1.0))
+        prompts.append((knobs.negative_prompt[:MAX_PROMPT_V1], -1))
     common: dict[str, Any] = {}
     if knobs.cfg_scale > 0:
         common["cfg_scale"] = min(35.0, knobs.cfg_scale)
@@ -278,7 +279,7 @@ def build_v1_request(cfg: StabilityConfig, request: GenerationRequest, knobs: Kn
         return RequestSpec("POST", f"{base}/text-to-image", json=body)
     data: list[tuple[str, str]] = []
     for i, (text, weight) in enumerate(prompts):
-        data += [(f"text_prompts[{i}][text]", text), (f"text_prompts[{i}][weight]", _num(weight))]
+        data += [(f"text_prompts[{i}][text]", text), (f"text_prompts[{i}][weight]", str(weight))]
     data += [("init_image_mode", "IMAGE_STRENGTH"),
              ("image_strength", _num(min(1.0, max(0.0, request.strength))))]
     data += [(k, _num(v) if isinstance(v, float) else str(v)) for k, v in common.items()]
@@ -612,11 +613,11 @@ class StabilityGenerator:
         random: Random = _random.random,
     ) -> None:
         env = os.environ if env is None else env
-        self._config = config
+        # The key is kept only inside the Redactor (hidden from repr); the stored config drops it, since a
+        # config dataclass prints every field.
+        self._redact = Redactor((env.get(KEY_ENV) or config.api_key).strip())
+        self._config = dataclasses.replace(config, api_key="")
         self._generation = generation if generation is not None else GenerationConfig()
-        key = (env.get(KEY_ENV) or config.api_key).strip()
-        self._key = key
-        self._redact = Redactor(key)
         self.host = (env.get(HOST_ENV) or config.api_host).strip().rstrip("/")
         self._clock = clock
         self._sleep = sleep
@@ -743,10 +744,11 @@ class StabilityGenerator:
                         self._redact(err.vj_message))
 
     def _require_key(self) -> None:
-        if not self._key:
+        key = self._redact.secret
+        if not key:
             raise GenerationError(FailureKind.UNAUTHORIZED,
                                   f"No Stability API key is set ({KEY_ENV} or [stability] api_key)")
-        if not self._key.isascii() or not self._key.isprintable():
+        if not key.isascii() or not key.isprintable():
             raise GenerationError(FailureKind.UNAUTHORIZED,
                                   "The Stability API key has characters that cannot be sent: check it")
 
@@ -842,7 +844,7 @@ class StabilityGenerator:
             await self._sleep(wait)
 
     def _auth_headers(self, accept: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}", "Accept": accept,
+        return {"Authorization": f"Bearer {self._redact.secret}", "Accept": accept,
                 "stability-client-id": NAME, "stability-client-version": __version__}
 
     async def _exchange(self, spec: RequestSpec) -> httpx.Response:
@@ -854,7 +856,7 @@ class StabilityGenerator:
             kwargs["json"] = spec.json
         if spec.files:
             kwargs["data"] = dict(spec.data)
-            kwargs["files"] = [(f.field, (f.filename, f.content, f.content_type)) for f in spec.files]
+            kwargs["files"] = [(f.name, (f.filename, f.content, f.content_type)) for f in spec.files]
         try:
             return await self._client.request(spec.method, url, **kwargs)
         except httpx.TimeoutException as err:

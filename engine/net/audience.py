@@ -33,8 +33,11 @@ TOO_MANY = "You have enough prompts waiting. Send more once they are on screen!"
 
 
 class Verdict(Protocol):
-    allowed: bool
-    reason: str
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class Moderation(Protocol):

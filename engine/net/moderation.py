@@ -163,7 +163,7 @@ _WORD_RE = re.compile(r"[^\W_]+")
 _JOIN_DROP_RE = re.compile(rf"[^\w{re.escape(_LEET_SYMBOLS)}]|_")
 # English endings after an apostrophe, dropped from the "split" view: "it's hit" must not read "s hit".
 _CLITIC_RE = re.compile(r"['’ʼ`](?:s|t|d|m|ll|re|ve)\b")
-_MAX_READINGS = 16  # per fragment, so that a prompt of nothing but "1|!1|!..." stays cheap
+_MAX_AMBIGUOUS = 4  # characters with several readings in one fragment that get every mix (2**4 readings)
 
 Runs = tuple[str, tuple[int, ...]]
 """A string as its letters with repeats collapsed, and how long each run was: ``baaad`` → ("bad", (1, 3, 1))."""
@@ -175,15 +175,12 @@ def _runs(s: str) -> Runs:
     return "".join(ch for ch, _ in pairs), tuple(n for _, n in pairs)
 
 
-def _join(a: Runs, b: Runs, cap: int) -> Runs:
-    """``a`` and ``b`` written together; a run they share is capped at ``cap`` (no verdict needs more)."""
+def _join(a: Runs, b: Runs) -> Runs:
+    """``a`` and ``b`` written together: a run at the seam becomes one longer run."""
     (la, na), (lb, nb) = a, b
     if la and lb and la[-1] == lb[0]:
-        return la + lb[1:], (*na[:-1], min(cap, na[-1] + nb[0]), *nb[1:])
+        return la + lb[1:], (*na[:-1], na[-1] + nb[0], *nb[1:])
     return la + lb, na + nb
-
-
-_SPACE: Runs = (" ", (1,))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -193,6 +190,7 @@ def _readings(fragment: str) -> tuple[tuple[Runs, ...], bool]:
 
     Runs of one character are read together (``1111`` is ``iiii`` or ``llll``), which keeps
     the count small. A symbol may also be punctuation and read as nothing (``bad!``).
+    Past four ambiguous characters, each reading is applied throughout rather than mixed.
     Cached: the same words come back prompt after prompt.
     """
     if _LEET_KEYS.isdisjoint(fragment):
@@ -202,11 +200,15 @@ def _readings(fragment: str) -> tuple[tuple[Runs, ...], bool]:
     for ch, group in itertools.groupby(fragment):
         n = len(list(group))
         if ch in _LEET:
-            opts = tuple(letter * n for letter in _LEET[ch])
+            opts = tuple(c * n for c in _LEET[ch])
             options.append((*opts, "") if not ch.isalnum() else opts)
         else:
             options.append((ch * n,))
-    texts = dict.fromkeys("".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS))
+    if sum(len(o) > 1 for o in options) <= _MAX_AMBIGUOUS:
+        choices: Iterable[tuple[str, ...]] = itertools.product(*options)
+    else:  # junk like "1|!1$@(1|!...": read each way throughout instead of every mix
+        choices = (tuple(o[min(k, len(o) - 1)] for o in options) for k in range(3))
+    texts = dict.fromkeys("".join(c) for c in choices)
     texts.pop("", None)
     return tuple(_runs(t) for t in texts) or (_runs(fragment),), letter
 
@@ -237,9 +239,10 @@ class Moderator:
         """Index the entries; ones with no letters or digits (``"---"``) are ignored."""
         # collapsed letters -> [(run lengths, entry as written)]
         self._index: dict[str, list[tuple[tuple[int, ...], str]]] = {}
-        self._prefixes: set[str] = set()
+        # every start of a collapsed key -> the longest run each of its letters needs in any entry
+        # that starts so; longer runs in a prompt change no verdict, so they are cut to that
+        self._prefixes: dict[str, tuple[int, ...]] = {}
         self._entries: list[str] = []
-        self._cap = 1  # the longest run of one letter in any entry
         for raw in blocklist:
             entry = raw.strip()
             key = _entry_key(entry)
@@ -250,8 +253,9 @@ class Moderator:
             for form in dict.fromkeys((key, key.replace(" ", ""))):
                 letters, lengths = _runs(form)
                 self._index.setdefault(letters, []).append((lengths, entry))
-                self._prefixes.update(letters[:i] for i in range(1, len(letters) + 1))
-                self._cap = max(self._cap, *lengths)
+                for i in range(1, len(letters) + 1):
+                    known = self._prefixes.get(letters[:i], lengths[:i])
+                    self._prefixes[letters[:i]] = tuple(map(max, known, lengths[:i]))
 
     @property
     def entries(self) -> tuple[str, ...]:
@@ -298,7 +302,6 @@ class Moderator:
         the longest run any entry needs), so the work stays linear in the prompt, and a
         normal prompt costs about one set lookup per fragment.
         """
-        prefixes, cap = self._prefixes, self._cap
         # Open windows, read as a phrase ("evil thing") or joined up ("b ad" → "bad"), with flags:
         # has a letter of its own (digits alone, "80085" or "6.0.085", are numbers, not words),
         # has a one-character fragment, has only fragments of one or two characters.
@@ -309,20 +312,20 @@ class Moderator:
             one, short = len(fragment) == 1, len(fragment) <= 2
             next_spaced: set[tuple[Runs, bool]] = set()
             next_joined: set[tuple[Runs, bool, bool, bool]] = set()
-            for text, has_letter in spaced:
+            for (letters, lengths), has_letter in spaced:
+                if letters + " " not in self._prefixes:  # no phrase goes on from here
+                    continue
                 for r in readings:
-                    grown = _join(_join(text, _SPACE, cap), r, cap)
-                    if grown[0] in prefixes:
+                    if (grown := self._open(_join((letters + " ", (*lengths, 1)), r))) is not None:
                         next_spaced.add((grown, has_letter or letter))
             for text, has_letter, has_one, all_short in joined:
                 for r in readings:
-                    grown = _join(text, r, cap)
-                    if grown[0] in prefixes:
+                    if (grown := self._open(_join(text, r))) is not None:
                         next_joined.add((grown, has_letter or letter, has_one or one, all_short and short))
             for r in readings:
-                if r[0] in prefixes:  # a window starts here
-                    next_spaced.add((r, letter))
-                    next_joined.add((r, letter, one, short))
+                if (start := self._open(r)) is not None:  # a window starts here
+                    next_spaced.add((start, letter))
+                    next_joined.add((start, letter, one, short))
             candidates = [t for t, has_letter in next_spaced if has_letter]
             candidates += (
                 t for t, has_letter, has_one, all_short in next_joined if has_letter and (has_one or all_short)
@@ -334,6 +337,13 @@ class Moderator:
                     return matched
             spaced, joined = next_spaced, next_joined
         return None
+
+    def _open(self, window: Runs) -> Runs | None:
+        """``window`` with runs cut to what any entry it could still become needs; None if it can't."""
+        needed = self._prefixes.get(window[0])
+        if needed is None:
+            return None
+        return window[0], tuple(map(min, window[1], needed))
 
 
 # --- blocklist files -----------------------------------------------------------------

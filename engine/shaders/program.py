@@ -12,6 +12,7 @@ import logging
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -247,7 +248,7 @@ class IsfProgram:
             if inp.is_param and inp.name in params:
                 self._set(glsl_name(inp.name), params[inp.name])
 
-    def _set(self, name: str, value: object) -> None:
+    def _set(self, name: str, value: Any) -> None:
         u = self.uniforms.get(name)
         if u is None or name in self._bad_uniforms:
             return
@@ -256,8 +257,9 @@ class IsfProgram:
                 value = value[0]
             elif not isinstance(value, tuple) and u.dimension > 1:
                 value = (value,) * u.dimension
-            if u.fmt and u.fmt[-1] == "i":  # int, ivec*, bool uniforms take integers
-                value = tuple(round(v) for v in value) if isinstance(value, tuple) else round(value)
+            fmt = str(getattr(u, "fmt", ""))
+            if fmt.endswith("i"):  # int, ivec*, bool uniforms take integers
+                value = tuple(round(float(v)) for v in value) if isinstance(value, tuple) else round(float(value))
             u.value = value
         except (TypeError, ValueError, struct.error, moderngl.Error) as err:
             # A file that declares an engine uniform with another type: skip it, say so once.
