@@ -132,6 +132,9 @@ class Backstage:
             return
         tasks = [asyncio.create_task(self._hud_painter(), name="hud"),
                  asyncio.create_task(self._demo_source(), name="demo")]
+        poll = getattr(self.generators[0] if self.generators else None, "poll_balance", None)
+        if poll is not None and self.cfg.stability.balance_interval > 0:
+            tasks.append(asyncio.create_task(poll(), name="credits"))
         if self.pipeline is not None:
             tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         self._ready.set()
@@ -235,9 +238,25 @@ class Backstage:
             snap = self.board.read()
             if snap.hud:
                 lines = hud_lines(snap, self.join_url)
+                lines.insert(2, self.generator_line())
                 pixels = await loop.run_in_executor(self._pool, hud_image, lines, layout)
                 self.inbox.hud.put(pixels)
             await asyncio.sleep(HUD_REFRESH_S)
+
+    def generator_line(self) -> str:
+        """The image backend as the VJ needs to see it: which one, healthy or not, credits left."""
+        if self.generators is None:
+            return "images: starting"
+        primary, fallback = self.generators
+        if primary is fallback:
+            return f"images: {primary.name} (offline)"
+        status = getattr(primary, "status", None)
+        if status is None:
+            return f"images: {primary.name}"
+        s = status()
+        credits = f"   credits {s.credits:g}" if s.credits is not None else ""
+        problem = f"   ! {s.last_error}" if s.last_error else ""
+        return f"images: {primary.name} {s.state}{credits}{problem}"
 
     async def _demo_source(self) -> None:
         """When the crowd is quiet: an offline image every ``demo.interval`` s, or at once on Space."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -13,9 +14,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def free_port() -> int:
+    """A free TCP port below the ephemeral range (so it never collides with client sockets)."""
+    for port in range(21000 + os.getpid() % 500, 29000, 7):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
 class EngineProcess:
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         full_env = {**(env or os.environ), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        if "--port" not in args and (not args or args[0] != "check-shaders"):
+            # Never the default 3000: a show (or another test run) may be using it.
+            args = [*args, "--port", str(free_port())]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine", *args],
             cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,

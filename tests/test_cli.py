@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -14,9 +13,7 @@ from PIL import Image
 from engine.cli import build_parser, overrides_from_args, parse_size
 from engine.errors import ConfigError
 from tests.engine_process import EngineProcess, run_engine
-from tests.fakes import assert_not_uniform
-
-HEADLESS_ENV = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+from tests.fakes import HEADLESS_ENV, assert_not_uniform
 
 
 def test_headless_snapshot_writes_the_last_frame(tmp_path: Path) -> None:
@@ -99,3 +96,27 @@ def test_named_flags_beat_set() -> None:
     args = build_parser().parse_args(["--set", "window.width=100", "--size", "640x360", "--fullscreen"])
     o = overrides_from_args(args)
     assert o["window.width"] == 640 and o["window.height"] == 360 and o["window.fullscreen"] is True
+
+
+def test_unwritable_output_folder_is_a_clear_startup_error(tmp_path: Path) -> None:
+    """--output under a regular file: exit 1 with one line naming the folder, before any window."""
+    (tmp_path / "afile").write_text("x")
+    rc, out = run_engine(["--headless", "--frames", "1", "--output", str(tmp_path / "afile" / "out")],
+                         tmp_path, HEADLESS_ENV)
+    assert rc == 1
+    assert "error: cannot use show folder" in out and str(tmp_path / "afile") in out
+    assert "Traceback" not in out
+
+
+def test_port_in_use_is_a_clear_startup_error(tmp_path: Path) -> None:
+    """Another program on the audience port: exit 1 saying so, and how to pick another."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc, out = run_engine(["--headless", "--frames", "1", "--port", str(port), "--set", 'server.host="127.0.0.1"'],
+                             tmp_path, HEADLESS_ENV)
+    assert rc == 1 and f"cannot listen on 127.0.0.1:{port}" in out and "--port" in out
+    assert "Traceback" not in out

@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import signal
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,10 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from engine.store import Journal, PromptState
-from tests.engine_process import EngineProcess
+from tests.engine_process import EngineProcess, free_port
 from tests.fakes import HEADLESS_ENV, SHADERS
 
 CLIENT = "e2e-phone-000001"
-
-
-def free_port() -> int:
-    """A free TCP port below the ephemeral range (so it never collides with client sockets)."""
-    for port in range(21000, 29000, 7):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def engine(tmp: Path, port: int, snapshot: str | None = None) -> EngineProcess:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.engine_process import EngineProcess
+from tests.engine_process import EngineProcess, free_port
 from tests.fakes import HEADLESS_ENV, SHADERS
-from tests.test_e2e import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,

@@ -220,3 +220,14 @@ def test_a_failing_frame_is_reported_once_and_the_show_goes_on(
     monkeypatch.setattr(show.compositor, "render", real)
     show.frame(0.2, fb)
     assert show.board.read().frame >= 1
+
+
+def test_capture_request_is_answered_between_frames(show: ShowLoop, inbox: Inbox, fb: moderngl.Framebuffer) -> None:
+    """A program-frame request from backstage gets the current picture at the output size."""
+    from concurrent.futures import Future
+
+    wanted: Future[np.ndarray] = Future()
+    inbox.captures.put(wanted)
+    inbox.images.put(solid(RED, (32, 32), "red"))
+    show.frame(0.0, fb)
+    assert wanted.result(timeout=1).shape == (SIZE[1], SIZE[0], 3)

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
 
 from engine.config import Config
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest, Generator
@@ -31,6 +35,7 @@ from engine.store import Journal, PromptState, StoreError
 log = logging.getLogger(__name__)
 
 SHOW_BACKLOG = 2  # images waiting in the show before the next generation starts
+CAPTURE_TIMEOUT_S = 2.0
 WATCH_PERIOD_S = 0.05
 # Outcomes that are about the prompt itself: tell the sender, do not try another backend.
 SENDER_FAILURES = frozenset({FailureKind.MODERATED, FailureKind.UNPROCESSABLE})
@@ -73,6 +78,7 @@ class Pipeline:
         self._by_image: dict[str, _InFlight] = {}
         self._on_screen: set[str] = set()
         self._pending = 0
+        self._last_image: str | None = None
 
     def wake(self) -> None:
         """A prompt arrived (or was approved): look at the queue now."""
@@ -112,17 +118,36 @@ class Pipeline:
             finally:
                 self._pending -= 1
 
-    def request(self, prompt: Prompt) -> GenerationRequest:
+    def request(self, prompt: Prompt, init_image: bytes | None = None) -> GenerationRequest:
         g = self.cfg.generation
         return GenerationRequest(
             prompt_id=prompt.id, prompt=prompt.text, negative_prompt=g.negative_prompt, width=g.width,
             height=g.height, aspect_ratio=g.aspect_ratio, seed=g.seed, samples=g.samples,
             style_preset=g.style_preset, cfg_scale=g.cfg_scale or None, steps=g.steps, strength=g.strength,
+            init_image=init_image,
         )
+
+    async def init_image(self) -> bytes | None:
+        """For image-to-image: the previous image, or the picture on the projector now, as PNG."""
+        mode = self.cfg.generation.img2img
+        if mode == "previous":
+            if self.journal is None or self._last_image is None:
+                return None
+            return await asyncio.to_thread(self.journal.image_bytes, self._last_image)
+        if mode == "program":
+            wanted: Future[np.ndarray] = Future()
+            self.inbox.captures.put(wanted)
+            try:
+                rgb = await asyncio.wait_for(asyncio.wrap_future(wanted), CAPTURE_TIMEOUT_S)
+            except (TimeoutError, Exception) as err:  # no frame in time: plain text-to-image
+                self.report(f"image-to-image: no program frame ({type(err).__name__})")
+                return None
+            return await asyncio.get_running_loop().run_in_executor(self.pool, encode_png, rgb)
+        return None
 
     async def _make(self, prompt: Prompt) -> None:
         self._journal_state(prompt.id, PromptState.GENERATING)
-        request = self.request(prompt)
+        request = self.request(prompt, await self.init_image())
         try:
             images = await self._generate(request)
         except GenerationError as err:
@@ -140,6 +165,7 @@ class Pipeline:
                 self.report(f"image for {prompt.id} refused: {err.vj_message}")
                 continue
             image_id = await self._save(prompt, image)
+            self._last_image = image_id
             flight.images.append(image_id)
             self._by_image[image_id] = flight
             self.inbox.images.put(ShowImage(image_id, pixels, caption=prompt.text))
@@ -223,3 +249,10 @@ class Pipeline:
             if record is not None and record.path:
                 ext = record.path.rsplit(".", 1)[-1]
         return f"/images/{image_id}.{ext}"
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """A captured frame as PNG for an image-to-image request (fast compression: it is sent, not kept)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()

@@ -62,7 +62,7 @@ STYLE_WORDS = _words({
             "fire flame blaze inferno lava magma storm thunder lightning tornado hurricane aurora hair "
             "swirl vortex whirlpool energy dream rave",
     "nebula": "star stars space galaxy nebula cosmos cosmic universe planet astronaut alien comet "
-              "constellation milky supernova astral orbit rocket starry infinity",
+              "constellation milky supernova astral orbit rocket infinity",
     "mountains": "mountain hill peak alps valley landscape canyon desert volcano cliff forest tree woods "
                  "nature adventure travel dune hike everest",
     "waves": "wave ocean sea surf beach lake tide shore island boat ship sail pirate whale fish dolphin "
@@ -74,11 +74,11 @@ STYLE_WORDS = _words({
     "crystal": "crystal ice glass diamond gem jewel shard prism geometry geometric polygon mosaic stained "
                "cathedral cave frozen quartz amethyst honeycomb mirror glacier",
     "glow": "glow light sun orb portal halo heart soul spirit angel magic god heaven eclipse tunnel ring "
-            "hypnotic pulse beat disco laser love hope moon",
+            "hypnotic pulse beat disco laser love hope firework fireworks explosion burst",
 })
 SECONDARY_STYLE_WORDS = _words({  # half a vote: these lean towards a composition but do not decide it
     "mountains": "sunset sunrise dawn dusk evening sky",
-    "nebula": "night midnight dark",
+    "nebula": "night midnight dark starry moon",
     "skyline": "neon cyberpunk",
     "waves": "water blue",
     "flow": "wild chaos",
@@ -175,7 +175,10 @@ def words_of(prompt: str) -> list[str]:
 
 def _find(word: str, table: dict[str, str]) -> str | None:
     """``table[word]``, also for simple plurals ("stars", "waves", "cities")."""
-    for w in (word, word[:-1], word[:-2], word[:-3] + "y"):
+    tries = [word]
+    if word.endswith("s"):
+        tries += [word[:-1], word[:-2]] + ([word[:-3] + "y"] if word.endswith("ies") else [])
+    for w in tries:
         if len(w) >= 2 and w in table:
             return table[w]
     return None
@@ -263,6 +266,7 @@ class Look:
     accent: np.ndarray  # (5, 3) sRGB stops: second colour (sun, second gas, lit windows...)
     energy: float  # 0 calm .. 1 wild
     exposure: float  # relative brightness (dark and bright words)
+    key: float  # the mid-tone the exposure aims at: low for night and space
     night: bool
     angle: float  # direction of motion, radians, image axes (y down): -pi/2 is up
     stretch: float  # how far forms are drawn out along the motion (1 = not at all)
@@ -277,13 +281,17 @@ def style_for(prompt: str) -> str:
     return look_for(prompt, 1).style
 
 
+SCENES = frozenset({"mountains", "waves", "skyline"})
+
+
 def _choose_style(words: list[str], digest: bytes) -> str:
     votes: dict[str, float] = {}
     for i, word in enumerate(words):
         for table, weight in ((STYLE_WORDS, 1.0), (SECONDARY_STYLE_WORDS, 0.5)):
             style = _find(word, table)
             if style:
-                votes[style] = votes.get(style, 0.0) + weight - i * 1e-3  # ties: the earlier word wins
+                scene = 1.25 if style in SCENES else 1.0  # a scene can hold the stars, moon or sun named too
+                votes[style] = votes.get(style, 0.0) + weight * scene - i * 1e-3  # ties: the earlier word wins
     if votes:
         return max(votes, key=lambda s: votes[s])
     pool = ("flow", "flow", "glow", "mandala", "crystal", "nebula", "flow", "glow")
@@ -341,10 +349,12 @@ def look_for(prompt: str, seed: int) -> Look:
         stretch = 2.4 + 1.0 * digest[3] / 255.0
     if "swirl" in motions:
         swirl = (1.0 if digest[6] % 2 else -1.0) * (1.2 + digest[7] / 255.0)
+    night = any(w in NIGHT_WORDS for w in words) or bool(dark and style in SCENES)
     return Look(
         style=style, main=main, accent=accent, energy=energy,
-        exposure=0.8**dark * 1.12**bright,
-        night=any(w in NIGHT_WORDS for w in words) or bool(dark and style in ("mountains", "waves", "skyline")),
+        exposure=0.85**dark * 1.1**bright,
+        key=0.09 if night or style == "nebula" else 0.2,
+        night=night,
         angle=angle, stretch=stretch, swirl=swirl, burst="burst" in motions,
         trees=any(_find(w, {t: t for t in TREE_WORDS}) for w in words),
         glass=any(w in GLASS_WORDS for w in words),
@@ -438,7 +448,8 @@ def _sample(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ix1 = ix + 1
     ix1 &= m
     flat = tex.ravel()
-    a, b = np.take(flat, r0 + ix), np.take(flat, r0 + ix1)
+    a: np.ndarray = np.take(flat, r0 + ix)
+    b = np.take(flat, r0 + ix1)
     c, d = np.take(flat, r1 + ix), np.take(flat, r1 + ix1)
     b -= a
     b *= tx
@@ -461,7 +472,8 @@ def _noise_1d(rng: np.random.Generator, n: int, beta: float, k_low: float, k_hig
     amp[0] = 0.0
     spec = (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)) * amp
     sig = np.fft.irfft(spec, m)[:n]
-    return ((sig - sig.mean()) / (sig.std() + 1e-9)).astype(np.float32)
+    out: np.ndarray = ((sig - sig.mean()) / (sig.std() + 1e-9)).astype(np.float32)
+    return out
 
 
 def _ramp(stops: np.ndarray, t: np.ndarray | float) -> np.ndarray:
@@ -472,7 +484,8 @@ def _ramp(stops: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     i = np.minimum(s.astype(np.int32), k - 1)
     f = s - i
     lo, hi = stops.T[:, i], stops.T[:, i + 1]  # views when t is a scalar: never write to them
-    return np.power(lo + (hi - lo) * f, np.float32(GAMMA))
+    out: np.ndarray = np.power(lo + (hi - lo) * f, np.float32(GAMMA))
+    return out
 
 
 def _colour(stops: np.ndarray, t: float) -> np.ndarray:
@@ -670,7 +683,7 @@ def _sky(sc: Scene, horizon: float) -> tuple[np.ndarray, tuple[float, float, flo
         tex = _noise_texture(sc.rng, beta=2.8, k_low=2.0, k_high=64.0)
         cu = _sample(tex, x * 10 + sc.u(0, 256), y * 70 + sc.u(0, 256))
         cover = _smoothstep(0.5, 1.9, cu) * _smoothstep(-0.95, -0.5, y) * _smoothstep(horizon, horizon - 0.3, y)
-        lit = _colour(look.accent, 0.5 if look.night else 0.9) * (0.4 + glow)
+        lit = (_colour(look.main, 0.35) if look.night else _colour(look.accent, 0.9)) * (0.4 + glow)
         img = _mix(img, lit, cover * 0.5)
     return img, (sx, sy, sun_r)
 
@@ -691,15 +704,16 @@ def _disc(img: np.ndarray, g: Grid, sun: tuple[float, float, float], colour: np.
 
 
 def _silhouette(img: np.ndarray, prof: np.ndarray, colour: Callable[[np.ndarray], np.ndarray],
-                rim: np.ndarray | None = None, rim_px: float = 3.0) -> None:
+                rim: np.ndarray | None = None, rim_px: float = 3.0, walls: bool = False) -> None:
     """Fills the (3, H, W) planes below the row profile ``prof`` (a row per column, y down) with
     ``colour(rows)`` → (3, n, 1). The edge is antialiased by its distance in pixels; only the
-    rows the edge crosses are computed per pixel. ``rim`` lights a band just under the edge."""
+    rows the edge crosses are computed per pixel. ``rim`` lights a band just under the edge;
+    ``walls``: the profile steps on whole pixels (buildings), so only its roofs need smoothing."""
     h = img.shape[1]
     top = max(0, int(np.floor(prof.min())) - 1)
     if top >= h:
         return
-    slope = np.gradient(prof)
+    slope = np.zeros_like(prof) if walls else np.gradient(prof)
     inv = (1.0 / np.sqrt(1.0 + slope * slope)).astype(np.float32)
     bottom = min(h, int(np.ceil(prof.max())) + 2)
     rows = np.arange(top, h, dtype=np.float32) + 0.5
@@ -739,6 +753,7 @@ def _mountains(sc: Scene) -> np.ndarray:
     sky, sun = _sky(sc, horizon)
     img = g.up(sky)
     hz = g.height / 2 + horizon * g.px
+    span = (g.height - hz) / g.px / (1.0 - horizon)  # 1 for square and landscape, more for portrait
     if look.night:
         _stars(sc, int(g.width * g.height / 1e6 * 900), img, int(hz))
     _disc(img, g, sun, _colour(look.main if look.night else look.accent, 0.97) * 1.5)
@@ -747,7 +762,7 @@ def _mountains(sc: Scene) -> np.ndarray:
     layers = int(sc.u(4, 6))
     for k in range(layers):
         depth = k / (layers - 1)
-        base = hz - g.px * (0.12 - 0.5 * depth**1.4)
+        base = hz - g.px * (0.12 - 0.5 * depth**1.4 * span)
         amp = g.px * (0.16 - 0.06 * depth) * sc.u(0.7, 1.3)
         prof = base - amp * _noise_1d(sc.rng, g.width, 2.3 + 0.5 * depth, 1.0, 14.0 + 10 * (1 - depth))
         prof -= amp * 0.12 * _noise_1d(sc.rng, g.width, 1.6, 20.0, 200.0)  # fine rock detail
@@ -840,11 +855,12 @@ def _skyline(sc: Scene) -> np.ndarray:
     for k in range(3):
         depth = k / 2
         height = g.px * (0.7 - 0.25 * depth) * sc.u(0.8, 1.15)
-        prof, building = _towers(sc, g.width, hz + depth * 0.35 * g.px, height, g.px * (0.06 + 0.06 * depth))
-        colour = _layer_colour(near, fog, 0.2 + 0.8 * depth, float(prof.min()), g.px * 0.9, 0.55)
-        _silhouette(img, prof, colour)
+        ground = hz + depth * 0.35 * g.px * (g.height - hz) / (g.px * (1.0 - horizon))
+        prof, building = _towers(sc, g.width, ground, height, g.px * (0.06 + 0.06 * depth))
+        colour = _layer_colour(near, fog, 0.2 + 0.8 * depth, float(prof.min()), g.px * 0.9, 0.55 - 0.35 * depth)
+        _silhouette(img, prof, colour, walls=True)
         if k > 0:
-            _windows(sc, img, prof, building, g.px * (0.018 + 0.008 * depth), 0.16 + 0.14 * depth)
+            _windows(sc, img, prof, building, g.px * (0.018 + 0.008 * depth), 0.22 - 0.1 * depth)
     return img
 
 
@@ -881,9 +897,10 @@ def _windows(sc: Scene, img: np.ndarray, prof: np.ndarray, building: np.ndarray,
     cell = ((cell ^ (building.astype(np.int64)[None, :] * 83492791) ^ int(sc.u(0, 1e6))) * 2654435761) >> 7
     cell %= 1000
     on = (cell < lit * 1000) * wx * wy * (rows > prof[None, :] + pitch * 1.2)
-    warm = cell % 5 > 0
-    colour = np.where(warm, _colour(look.accent, 0.9), _colour(look.main, 0.88))
-    img[:, top:] += colour * on * 0.9
+    lamp = np.array([1.0, 0.62, 0.25], dtype=np.float32).reshape(3, 1, 1)  # warm incandescent
+    warm = _mix(_colour(look.accent, 0.9), lamp, 0.6)
+    colour = np.where(cell % 5 > 0, warm, _colour(look.main, 0.85))
+    img[:, top:] += colour * on * 0.8
 
 
 @dataclass(frozen=True)
@@ -1093,13 +1110,13 @@ def _dither(h: int, w: int) -> np.ndarray:
     return out
 
 
-def _gain(img: np.ndarray, g: Grid) -> float:
+def _gain(img: np.ndarray, g: Grid, key: float) -> float:
     """Exposure that puts the highlights near the shoulder and keeps mid-tones from washing out."""
     step = max(1, min(g.width, g.height) // 160)
     sub = img[:, ::step, ::step]
     lum = 0.2126 * sub[0] + 0.7152 * sub[1] + 0.0722 * sub[2]
     hi, mid = np.percentile(lum, [99.0, 50.0])
-    return float(np.clip(min(1.3 / max(float(hi), 1e-4), 0.22 / max(float(mid), 1e-4)), 0.3, 8.0))
+    return float(np.clip(min(1.3 / max(float(hi), 1e-4), key / max(float(mid), 1e-4)), 0.3, 8.0))
 
 
 def _finish(img: np.ndarray, sc: Scene) -> np.ndarray:
@@ -1108,7 +1125,7 @@ def _finish(img: np.ndarray, sc: Scene) -> np.ndarray:
     g, look = sc.grid, sc.look
     np.nan_to_num(img, copy=False, nan=0.0, posinf=64.0, neginf=0.0)
     np.clip(img, 0.0, 64.0, out=img)
-    img *= np.float32(_gain(img, g) * look.exposure)
+    img *= np.float32(_gain(img, g, look.key) * look.exposure)
     halo = _bloom(img, g, 0.3 + 0.25 * look.energy)
     x, y = g.hi()
     dither = _dither(g.height, g.width)

@@ -91,7 +91,7 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
 class HudLayout:
     width: int = 760
     font_px: int = 18
-    lines: int = 5
+    lines: int = 6
 
     @property
     def height(self) -> int:

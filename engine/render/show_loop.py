@@ -16,6 +16,7 @@ import queue
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,8 @@ class Inbox:
     commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
     hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
     shader_changes: queue.SimpleQueue[Path] = field(default_factory=queue.SimpleQueue)  # from the watcher
+    # Requests for a copy of the program output (image-to-image from the projector's picture).
+    captures: queue.SimpleQueue[Future[np.ndarray]] = field(default_factory=queue.SimpleQueue)
 
 
 class ShowLoop:
@@ -177,6 +180,7 @@ class ShowLoop:
             self._stats = self._timer.stats()
             self._stats_at = now
         self._publish(now)
+        self._answer_capture(now)
         if self._catalog_dirty or self.library.generation != self._catalog_generation:
             self._catalog_generation = self.library.generation
             self._catalog_dirty = False
@@ -275,6 +279,18 @@ class ShowLoop:
             self._catalog_dirty = True
             return
         log.info("effects: %s | transition: %s", " > ".join(comp.effects) or "none", comp.transition)
+
+    def _answer_capture(self, now: float) -> None:
+        """At most one capture per frame, only when asked (it costs a second draw and a read-back)."""
+        try:
+            wanted = self.inbox.captures.get_nowait()
+        except queue.Empty:
+            return
+        if wanted.set_running_or_notify_cancel():
+            try:
+                wanted.set_result(self.capture(now))
+            except Exception as err:  # the asker hears it; the show goes on
+                wanted.set_exception(err)
 
     def _take_hud(self) -> None:
         """Show the newest HUD picture painted backstage (PIL text is too slow for this thread)."""
