@@ -173,6 +173,47 @@ class Backstage:
         self.port = self.server.port
         log.info("audience server on %s:%d", cfg.server.host, self.port)
 
+    # --- the VJ's moderation operations (thread-safe; the control page will call these) -----
+    def approve(self, prompt_id: str) -> None:
+        self.call(lambda: self._moderate(prompt_id, True, None))
+
+    def reject(self, prompt_id: str, reason: str = "Not this time, sorry!") -> None:
+        self.call(lambda: self._moderate(prompt_id, False, reason))
+
+    def ban(self, client_id: str) -> None:
+        """No more prompts from this phone this show; its waiting prompts are rejected."""
+        def do() -> None:
+            if self.audience is None:
+                return
+            out = self.audience.ban(client_id)
+            for _client, status in out:
+                self._journal_decision(status.id, False, status.reason)
+            self._deliver(out)
+        self.call(do)
+
+    def _moderate(self, prompt_id: str, approved: bool, reason: str | None) -> None:
+        if self.audience is None:
+            return
+        out = self.audience.approve(prompt_id) if approved else self.audience.reject(prompt_id, reason or "")
+        self._journal_decision(prompt_id, approved, reason)
+        self._deliver(out)
+        if approved and self.pipeline is not None:
+            self.pipeline.wake()
+
+    def _journal_decision(self, prompt_id: str, approved: bool, reason: str | None) -> None:
+        if self.journal is None:
+            return
+        try:
+            self.journal.set_approval(prompt_id, approved, reason)
+            if not approved:
+                self.journal.set_state(prompt_id, PromptState.REJECTED, reason)
+        except EngineError as err:
+            self._report(f"journal: {err}")
+
+    def _deliver(self, out: Outbox) -> None:
+        if self.server is not None:
+            self.server.deliver(out)
+
     # --- wiring -------------------------------------------------------------------------
     def _on_submit(self, outbox: Outbox) -> None:
         """Accepted prompts are journaled before the phone hears they were accepted."""

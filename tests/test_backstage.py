@@ -1,78 +1,130 @@
-"""The backstage thread feeds the show through the inbox and stops cleanly."""
+"""The backstage thread: start-up, the server and pipeline wired together, the VJ's moderation operations."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import queue
 import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
-from engine.backstage import Backstage
+from engine.backstage import Backstage, BackstageError
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowSnapshot
+from engine.store import Journal, PromptState
+from tests.engine_process import free_port
 from tests.fakes import make_config
 
 
-def test_request_image_delivers_one_promptly() -> None:
-    """Asking for the next image (Space with nothing ready) puts one in the inbox."""
-    inbox = Inbox()
-    b = Backstage(make_config({"demo.interval": 0.0}), inbox, StateBoard())
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal.open(tmp_path)
+    yield j
+    j.close()
+
+
+def backstage(journal: Journal | None, overrides: dict[str, Any] | None = None,
+              board: StateBoard | None = None) -> Backstage:
+    cfg = make_config({"server.host": "127.0.0.1", "server.port": free_port(), "generation.backend": "procedural",
+                       "generation.width": 128, "generation.height": 128, **(overrides or {})})
+    return Backstage(cfg, Inbox(), board or StateBoard(), "http://127.0.0.1", journal=journal)
+
+
+def wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+async def send(port: int, text: str, client: str = "phone-abcdef01") -> dict[str, Any]:
+    async with connect(f"ws://127.0.0.1:{port}/ws?client={client}") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "prompt", "text": text}))
+        return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+
+def test_request_image_delivers_a_demo_picture_promptly(journal: Journal) -> None:
+    """Space with nothing ready: an offline demo image arrives in the show's inbox."""
+    b = backstage(journal, {"demo.interval": 0.0})
     b.start()
     try:
         b.request_image()
-        image = inbox.images.get(timeout=10)
+        image = b.inbox.images.get(timeout=10)
         assert image.pixels.shape[2] == 4 and image.id.startswith("demo-")
     finally:
         b.stop()
 
 
-def test_interval_source_keeps_the_queue_short() -> None:
-    """On its timer the placeholder source stops when the show already has enough waiting."""
-    inbox = Inbox()
-    board = StateBoard()
-    board.publish(ShowSnapshot(queue_len=5))
-    b = Backstage(make_config({"demo.interval": 0.05}), inbox, board)
+def test_a_prompt_is_journaled_and_reaches_the_show(journal: Journal) -> None:
+    """A phone's prompt is in the journal when acknowledged, and its image lands in the show's queue."""
+    b = backstage(journal)
     b.start()
     try:
-        try:
-            inbox.images.get(timeout=0.5)
-            got = True
-        except queue.Empty:
-            got = False
-        assert not got
+        reply = asyncio.run(send(b.port or 0, "a paper boat"))
+        assert reply["state"] == "queued"
+        assert journal.prompt(reply["id"]) is not None
+        image = b.inbox.images.get(timeout=10)
+        assert image.caption == "a paper boat"
     finally:
         b.stop()
 
 
-def test_hud_is_painted_while_the_show_wants_it() -> None:
+def test_approve_mode_waits_for_the_vj(journal: Journal) -> None:
+    """In approve mode nothing is generated until approve(); reject() tells the phone and the journal."""
+    b = backstage(journal, {"audience.moderation": "approve"})
+    b.start()
+    try:
+        first = asyncio.run(send(b.port or 0, "a castle", "phone-aaaaaaa1"))
+        second = asyncio.run(send(b.port or 0, "a dragon", "phone-bbbbbbb2"))
+        assert first["position"] is None
+        with pytest.raises(queue.Empty):
+            b.inbox.images.get(timeout=0.5)
+        b.approve(first["id"])
+        assert b.inbox.images.get(timeout=10).caption == "a castle"
+        b.reject(second["id"], "Not tonight")
+        wait(lambda: journal.prompt(second["id"]).state is PromptState.REJECTED)  # type: ignore[union-attr]
+        assert journal.prompt(first["id"]).approved is True  # type: ignore[union-attr]
+    finally:
+        b.stop()
+
+
+def test_hud_is_painted_while_the_show_wants_it(journal: Journal) -> None:
     """With the HUD on in the snapshot, backstage paints HUD pictures into the inbox."""
-    inbox = Inbox()
     board = StateBoard()
     board.publish(ShowSnapshot(hud=True, fps=60.0))
-    b = Backstage(make_config({"demo.interval": 0.0}), inbox, board, "http://10.0.0.2:3000")
+    b = backstage(journal, board=board)
     b.start()
     try:
-        pixels = inbox.hud.get(timeout=5)
+        pixels = b.inbox.hud.get(timeout=5)
         assert pixels.ndim == 3 and pixels.shape[2] == 4 and pixels[..., 3].max() > 0
+        assert b.generator_line() == "images: procedural (offline)"
     finally:
         b.stop()
 
 
-def test_hud_is_not_painted_when_hidden() -> None:
-    """No HUD in the snapshot: no painting work at all."""
-    inbox = Inbox()
-    b = Backstage(make_config({"demo.interval": 0.0}), inbox, StateBoard())
-    b.start()
-    try:
-        with pytest.raises(queue.Empty):
-            inbox.hud.get(timeout=0.6)
-    finally:
+def test_port_in_use_fails_start_with_a_clear_error(journal: Journal) -> None:
+    """start() raises BackstageError naming the address when the port is taken."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        b = backstage(journal, {"server.port": busy.getsockname()[1]})
+        with pytest.raises(BackstageError, match=r"cannot listen on 127\.0\.0\.1"):
+            b.start()
         b.stop()
 
 
-def test_stop_ends_the_thread() -> None:
+def test_stop_ends_the_thread(journal: Journal) -> None:
     """stop() returns with the backstage thread gone."""
-    b = Backstage(make_config(), Inbox(), StateBoard())
+    b = backstage(journal)
     b.start()
     b.stop()
     assert not any(t.name == "backstage" and t.is_alive() for t in threading.enumerate())
@@ -81,4 +133,4 @@ def test_stop_ends_the_thread() -> None:
 
 def test_request_before_start_is_harmless() -> None:
     """A key press before the loop exists is ignored, not a crash."""
-    Backstage(make_config(), Inbox(), StateBoard()).request_image()
+    backstage(None).request_image()
