@@ -59,7 +59,8 @@ def _words(table: dict[str, str]) -> dict[str, str]:
 
 STYLE_WORDS = _words({
     "flow": "flow river wind smoke silk ink liquid marble fluid paint painting abstract music jazz dance "
-            "fire flame blaze inferno lava magma storm thunder lightning tornado hurricane aurora hair "
+            "fire flame blaze inferno lava magma storm thunder lightning tornado hurricane aurora northern "
+            "borealis hair "
             "swirl vortex whirlpool energy dream rave",
     "nebula": "star stars space galaxy nebula cosmos cosmic universe planet astronaut alien comet "
               "constellation milky supernova astral orbit rocket infinity",
@@ -115,14 +116,14 @@ PALETTE_WORDS = _words({
     "sunset": "sunset sundown dusk twilight evening sunrise dawn",
     "ocean": "ocean sea marine underwater lagoon tide",
     "forest": "forest woods woodland moss nature tree",
-    "neon": "neon cyberpunk electric rave laser club disco",
+    "neon": "neon cyberpunk electric rave laser club disco party",
     "fire": "fire flame blaze inferno burning hot phoenix dragon",
     "ice": "ice frozen frost snow snowflake winter glacier arctic cold",
-    "gold": "gold golden treasure sunlight honey brass",
+    "gold": "gold golden treasure sunlight honey brass sunflower",
     "night": "night midnight nocturnal moonlight",
     "aurora": "aurora borealis northern",
     "desert": "desert sand dune sahara canyon",
-    "rose": "rose romance romantic love heart valentine",
+    "rose": "rose romance romantic love heart valentine lotus sakura blossom",
     "autumn": "autumn fall leaves harvest",
     "pastel": "pastel cotton cute kawaii baby candy",
     "synthwave": "synthwave retro vaporwave outrun eighties miami",
@@ -157,14 +158,17 @@ MOODS = _words({
 })
 NIGHT_WORDS = frozenset(["night", "midnight", "moon", "moonlight", "nocturnal", "starry", "stars", "star", "dark"])
 MOTIONS = _words({
-    "up": "rising rise up ascend ascending fly flying rocket fire flame flames upward soar float heaven",
+    "up": "rising rise up ascend ascending fly flying rocket fire flame flames upward soar float heaven aurora "
+          "borealis",
     "down": "falling fall down rain waterfall descend drop sink dripping",
     "across": "wind windy breeze river flow flowing drift run running speed fast race travel journey",
     "swirl": "swirl spiral vortex whirl whirlpool tornado hurricane galaxy twist cyclone spin spinning",
     "burst": "burst explosion explode bang firework fireworks supernova blast",
 })
-GLASS_WORDS = frozenset(["stained", "glass", "cathedral", "church", "mosaic", "window"])
-TREE_WORDS = frozenset(["forest", "tree", "woods", "woodland", "pine", "jungle"])
+DETAILS = _words({
+    "trees": "forest tree woods woodland pine jungle",
+    "glass": "stained glass cathedral church mosaic window",
+})
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -248,10 +252,18 @@ def _hash_ramps(digest: bytes) -> tuple[np.ndarray, np.ndarray]:
     second = [0.08, -0.1, 0.14, 0.5][digest[10] % 4]
     third = [0.5, 0.42, 0.58, 0.33, -0.33][digest[11] % 5]
     a = colorsys.hls_to_rgb(hue, 0.45, sat)
-    b = colorsys.hls_to_rgb((hue + second) % 1.0, 0.5, sat)
+    b = colorsys.hls_to_rgb(_kind_hue(hue + second), 0.5, sat)
     main = np.concatenate([_hue_ramp(a)[:3], _hue_ramp(b)[3:]])
-    accent = _hue_ramp(colorsys.hls_to_rgb((hue + third) % 1.0, 0.5, sat))
+    accent = _hue_ramp(colorsys.hls_to_rgb(_kind_hue(hue + third), 0.5, sat))
     return main, accent
+
+
+def _kind_hue(h: float) -> float:
+    """``h`` wrapped to 0..1, moved off the sickly yellow-greens to gold or green."""
+    h %= 1.0
+    if 0.16 <= h < 0.27:
+        return 0.13 if h < 0.215 else 0.3
+    return h
 
 
 # --- what the words ask for -----------------------------------------------------------------------
@@ -278,7 +290,7 @@ class Look:
 
 def style_for(prompt: str) -> str:
     """The composition style the prompt's words choose (see ``STYLES``)."""
-    return look_for(prompt, 1).style
+    return _choose_style(words_of(prompt), _digest(_normal_text(prompt)))
 
 
 SCENES = frozenset({"mountains", "waves", "skyline"})
@@ -314,11 +326,11 @@ def _choose_palette(words: list[str], digest: bytes) -> tuple[np.ndarray, np.nda
         turn = [0.5, 0.1, -0.1, 0.18, -0.18, 0.42][digest[12] % 6]
         r, g, b = max(main.tolist(), key=lambda c: max(c) - min(c))
         h, _, sat = colorsys.rgb_to_hls(r, g, b)
-        return main, _hue_ramp(colorsys.hls_to_rgb((h + turn) % 1.0, 0.5, min(0.85, max(0.45, sat))))
+        return main, _hue_ramp(colorsys.hls_to_rgb(_kind_hue(h + turn), 0.5, min(0.85, max(0.45, sat))))
     (n0, r0), (n1, r1) = sources[0], sources[1]
-    if n0 in HUE_WORDS and n1 in HUE_WORDS:  # "blue and gold": both colours in the main ramp
+    if n0 in HUE_WORDS and n1 in HUE_WORDS:  # "blue and red": both colours in the main ramp
         main = np.concatenate([r0[:3], r1[3:]])
-    return main, r1
+    return main, sources[-1][1]  # the first colour named leads, the last one accents
 
 
 def _count(words: list[str], table: dict[str, str], value: str) -> int:
@@ -350,14 +362,14 @@ def look_for(prompt: str, seed: int) -> Look:
     if "swirl" in motions:
         swirl = (1.0 if digest[6] % 2 else -1.0) * (1.2 + digest[7] / 255.0)
     night = any(w in NIGHT_WORDS for w in words) or bool(dark and style in SCENES)
+    details = {_find(w, DETAILS) for w in words}
     return Look(
         style=style, main=main, accent=accent, energy=energy,
         exposure=0.85**dark * 1.1**bright,
         key=0.09 if night or style == "nebula" else 0.2,
         night=night,
         angle=angle, stretch=stretch, swirl=swirl, burst="burst" in motions,
-        trees=any(_find(w, {t: t for t in TREE_WORDS}) for w in words),
-        glass=any(w in GLASS_WORDS for w in words),
+        trees="trees" in details, glass="glass" in details,
     )
 
 
@@ -531,21 +543,23 @@ class Scene:
 # --- motion ---------------------------------------------------------------------------------------
 
 
-def _flow_frame(sc: Scene, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates in which the words' motion is a straight drift along u, stretched; a swirl
-    twists them round a centre, a burst makes them radial."""
+def _flow_frame(sc: Scene, x: np.ndarray, y: np.ndarray, scale: float,
+                radial: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Texel coordinates (``scale`` per unit) in which the words' motion is a straight drift along
+    u, stretched; a swirl twists them round a centre; a burst (if ``radial``) makes them polar,
+    the angle spanning 512 texels, two periods of a noise tile, so the seam never shows."""
     look = sc.look
     x, y = np.broadcast_arrays(x, y)
     cx, cy = sc.u(-0.3, 0.3), sc.u(-0.25, 0.25)
     x, y = x - cx, y - cy
-    if look.burst:
+    if look.burst and radial:
         r = np.sqrt(x * x + y * y) + 0.05
-        return np.log(r) * 0.9 * look.stretch, np.arctan2(y, x) * (256 / (2 * math.pi * 14))
+        return np.log(r) * (0.9 * look.stretch * scale), np.arctan2(y, x) * (512 / (2 * math.pi))
     if look.swirl:
         r2 = x * x + y * y
         x, y = _rotate(x, y, look.swirl * 2.2 * np.exp(-r2 / 0.9))
     u, v = _rotate(x, y, look.angle)
-    return u / look.stretch, v
+    return u * (scale / look.stretch), v * scale
 
 
 # --- styles ---------------------------------------------------------------------------------------
@@ -568,7 +582,7 @@ def _flow_lines(img: np.ndarray, g: Grid, f: np.ndarray, spacing: float, colour:
     line shape is applied after, so the lines stay crisp. ``fade`` (work grid) weights them."""
     gx, gy = _grad(f, step)
     grad = np.sqrt(gx * gx + gy * gy) * (g.w / g.width)  # field change per output pixel
-    grad = np.maximum(grad, np.percentile(grad, 10))
+    grad = np.maximum(grad, max(float(np.percentile(grad, 10)), 1e-6))
     fade = fade * _smoothstep(3.0 * width, 9.0 * width, spacing / grad)  # lines too close: fade, no moiré
     grad *= width / spacing
     big_f, big_g, big_fade = g.up(f), g.up(grad), g.up(fade)
@@ -585,10 +599,9 @@ def _flow(sc: Scene) -> np.ndarray:
     """Domain-warped noise: marbled ink with fine flow lines, drawn out along the words' motion."""
     g, look = sc.grid, sc.look
     x, y = g.lo()
-    u, v = _flow_frame(sc, x, y)
     tex = _noise_texture(sc.rng, beta=3.2 - 0.6 * look.energy, k_low=2.0, k_high=40.0)
     ts = sc.u(14, 19) * (0.85 + 0.4 * look.energy) / look.stretch**0.3  # texels per unit
-    u, v = u * ts, v * ts
+    u, v = _flow_frame(sc, x, y, ts)
     warp = ts * (0.3 + 0.3 * look.energy)
     o = sc.rng.uniform(0, 256, 10)
     q1, q2 = _sample(tex, u + o[0], v + o[1]), _sample(tex, u + o[2], v + o[3])
@@ -639,25 +652,25 @@ def _nebula(sc: Scene) -> np.ndarray:
     """Deep space: glowing gas in two colours with dark dust lanes along a band or a spiral, stars."""
     g, look = sc.grid, sc.look
     x, y = g.lo()
-    u, v = _flow_frame(sc, x, y)
     gas = _noise_texture(sc.rng, beta=3.0, k_low=2.0, k_high=48.0)
     dust = _noise_texture(sc.rng, beta=2.6, k_low=3.0, k_high=64.0)
     ts = sc.u(16, 24)
+    u, v = _flow_frame(sc, x, y, ts)  # factors below are multiples of 1/2: a burst's seam stays hidden
     o = sc.rng.uniform(0, 256, 8)
-    wu = _sample(gas, u * ts * 0.5 + o[0], v * ts * 0.5 + o[1]) * (ts * 0.3)
-    wv = _sample(gas, u * ts * 0.5 + o[2], v * ts * 0.5 + o[3]) * (ts * 0.3)
-    band = np.exp(-((v + 0.3 * wv / ts - sc.u(-0.2, 0.2)) ** 2) / (2 * sc.u(0.3, 0.55) ** 2))
-    n1 = _sample(gas, u * ts + wu + o[4], v * ts + wv + o[5])
-    n2 = _sample(gas, u * ts * 1.9 - wv + o[6], v * ts * 1.9 + wu + o[7])
-    d = _sample(dust, u * ts * 1.3 + wu, v * ts * 1.3 + wv)
+    wu = _sample(gas, u * 0.5 + o[0], v * 0.5 + o[1]) * (ts * 0.3)
+    wv = _sample(gas, u * 0.5 + o[2], v * 0.5 + o[3]) * (ts * 0.3)
+    band = np.exp(-(((v + 0.3 * wv) / ts - sc.u(-0.2, 0.2)) ** 2) / (2 * sc.u(0.3, 0.55) ** 2))
+    n1 = _sample(gas, u + wu + o[4], v + wv + o[5])
+    n2 = _sample(gas, u * 2.0 - wv + o[6], v * 2.0 + wu + o[7])
+    d = _sample(dust, u * 1.5 + wu, v * 1.5 + wv)
     e1 = n1 * 1.1 + band * 2.2
     e2 = n2 * 1.2 + band * 1.4
     dens1 = np.exp(e1 - 2.6)
     dens2 = np.exp(e2 - 3.0) * _smoothstep(-0.3, 0.8, n1)
     lanes = np.exp(-2.2 * _smoothstep(0.2, 1.4, d) * (0.3 + band))
     bg = _ramp(look.main, 0.02 + 0.05 * (1 + y / 2.0) + 0.08 * band)
-    gas1 = _ramp(look.main, 0.45 + 0.12 * e1) * dens1
-    gas2 = _ramp(look.accent, 0.5 + 0.1 * e2) * dens2
+    gas1 = _ramp(look.main, np.minimum(0.4 + 0.08 * e1, 0.78)) * dens1
+    gas2 = _ramp(look.accent, np.minimum(0.45 + 0.08 * e2, 0.8)) * dens2
     img = g.up(bg + (gas1 + gas2) * lanes)
     _stars(sc, int(g.width * g.height / 1e6 * sc.u(1500, 2600)), img)
     return img
@@ -950,9 +963,9 @@ def _mandala_block(img: np.ndarray, g: Grid, x: np.ndarray, y: np.ndarray, look:
     th = np.arctan2(np.broadcast_to(y, r.shape), np.broadcast_to(x, r.shape))
     if look.swirl:
         th += look.swirl * 0.5 * r
-    glow = np.exp(-r * 2.2)
+    glow = np.exp(-r * 1.8)
     glow += np.abs(np.cos(th * folds)) ** 24 * glow * 0.3  # faint rays
-    dark, light = _colour(look.main, 0.03), _colour(look.main, 0.4)
+    dark, light = _colour(look.main, 0.07), _colour(look.main, 0.42)
     img[:] = dark + (light - dark) * glow
     line_colour = _colour(look.accent, 0.93) * 0.7
     r_min = float(r.min())
@@ -973,7 +986,7 @@ def _mandala_block(img: np.ndarray, g: Grid, x: np.ndarray, y: np.ndarray, look:
         if p.dots and r_min < p.dots + 0.05:
             _dots(img, g, r, th, p.dots, p.n * 2, 2.5 / 512 + 0.006, line_colour)
     core = np.exp(-((r / (outer0 / (len(rings) + 1))) ** 2))
-    img += _colour(look.accent, 0.96) * core * 1.5
+    img += _colour(look.accent, 0.96) * core
 
 
 def _dots(img: np.ndarray, g: Grid, r: np.ndarray, th: np.ndarray, radius: float, n: int, size: float,
@@ -991,9 +1004,9 @@ def _crystal(sc: Scene) -> np.ndarray:
     with glowing edges, or dark leads for stained glass."""
     g, look = sc.grid, sc.look
     x, y = g.lo()
-    u, v = _flow_frame(sc, x, y)
     cells = sc.u(3.5, 6.0) * (0.8 + 0.5 * look.energy) * (1.5 if look.glass else 1.0)
-    u, v = u * cells + 64, v * cells + 64
+    u, v = _flow_frame(sc, x, y, cells, radial=False)
+    u, v = u + 64, v + 64
     n = 256
     jx = sc.rng.uniform(0.1, 0.9, n * n).astype(np.float32)
     jy = sc.rng.uniform(0.1, 0.9, n * n).astype(np.float32)
@@ -1046,24 +1059,31 @@ def _crystal(sc: Scene) -> np.ndarray:
 
 
 def _glow(sc: Scene) -> np.ndarray:
-    """A source of light: a bright core, rays turning with the words' swirl, rings rippling out."""
+    """A source of light: a bright core, rays turning with the words' swirl, rings rippling out
+    (or a tunnel of them), sometimes drifting bokeh as from stage lights out of focus."""
     g, look = sc.grid, sc.look
     x, y = g.lo()
-    cx, cy = math.cos(look.angle) * 0.12, math.sin(look.angle) * 0.12
+    cx, cy = math.cos(look.angle) * sc.u(0.0, 0.25), math.sin(look.angle) * sc.u(0.0, 0.2)
     dx, dy = x - cx, y - cy
     r = np.sqrt(dx * dx + dy * dy) + 1e-4
     th = np.arctan2(dy, dx) + look.swirl * 0.8 * r
     tex = _noise_texture(sc.rng, beta=2.2, k_low=2.0, k_high=80.0)
-    ray = _sample(tex, th * (256 / (2 * math.pi)), np.log(r) * sc.u(4, 9) + sc.u(0, 256))
-    rays = _smoothstep(-0.2, 2.2, ray) ** 1.5 * np.exp(-r * 1.1)
-    t = np.exp(-r * 1.5)
-    img = _ramp(look.main, 0.04 + 0.6 * t)
-    img += _colour(look.accent, 0.75) * (rays * 0.7)
-    img += _colour(look.accent, 0.97) * (np.exp(-((r / 0.1) ** 2)) * 2.5)
+    spokes = 256 * int(sc.u(1, 3)) / (2 * math.pi)  # whole periods round the circle: no seam
+    ray = _sample(tex, th * spokes, np.log(r) * sc.u(3, 9) + sc.u(0, 256))
+    rays = _smoothstep(-0.2, 2.2, ray) ** sc.u(1.2, 3.0) * np.exp(-r * 1.1)
+    img = _ramp(look.main, 0.04 + 0.6 * np.exp(-r * sc.u(1.2, 2.2)))
+    img += _colour(look.accent, 0.75) * (rays * sc.u(0.3, 0.8))
+    img += _colour(look.accent, 0.97) * (np.exp(-((r / sc.u(0.06, 0.14)) ** 2)) * 2.5)
+    if sc.u() < 0.5:
+        _bokeh(sc, img, x, y)
     img = g.up(img)
-    xh, yh = g.hi()
+    if sc.u() < 0.3:  # a tunnel: many thin rings, closer and closer
+        r0, q = sc.u(0.08, 0.15), sc.u(1.25, 1.45)
+        rings = [(r0 * q**i, sc.u(0.8, 2.0) / g.px, 0.5) for i in range(int(math.log(2.5 / r0, q)))]
+    else:
+        rings = [(sc.u(0.25, 1.3), sc.u(1.2, 5.0) / g.px, sc.u(0.15, 0.5)) for _ in range(int(sc.u(0, 6)))]
     ring_colour = _colour(look.main, 0.9)
-    rings = [(sc.u(0.25, 1.3), sc.u(1.2, 5.0) / g.px, sc.u(0.15, 0.5)) for _ in range(int(sc.u(3, 7)))]
+    xh, yh = g.hi()
     for rows in _blocks(g.height):
         rh = np.sqrt((xh - cx) ** 2 + (yh[rows] - cy) ** 2)
         light = np.zeros_like(rh)
@@ -1072,6 +1092,23 @@ def _glow(sc: Scene) -> np.ndarray:
             light += np.exp(-(k * k)) * (strength * math.exp(-rad))
         img[:, rows] += ring_colour * light
     return img
+
+
+def _bokeh(sc: Scene, img: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Soft discs of out-of-focus light with brighter rims, added on the work grid."""
+    g, look = sc.grid, sc.look
+    cell = (g.width / g.w) / g.px  # units per work cell
+    for _ in range(int(sc.u(12, 30))):
+        bx, by = sc.u(-1, 1) * g.aspect, sc.u(-1, 1)
+        rad = sc.u(0.04, 0.2)
+        colour = _colour(look.accent if sc.u() < 0.5 else look.main, sc.u(0.55, 0.95)) * sc.u(0.05, 0.22)
+        i0, i1 = np.searchsorted(x[0], [bx - rad - cell * 2, bx + rad + cell * 2])
+        j0, j1 = np.searchsorted(y[:, 0], [by - rad - cell * 2, by + rad + cell * 2])
+        if i0 >= i1 or j0 >= j1:
+            continue
+        d = np.sqrt((x[:, i0:i1] - bx) ** 2 + (y[j0:j1] - by) ** 2)
+        disc = np.clip((rad - d) / (cell * 2.5) + 0.5, 0.0, 1.0) * (0.7 + 0.3 * (d / rad) ** 4)
+        img[:, j0:j1, i0:i1] += colour * disc
 
 
 RENDER: dict[str, Callable[[Scene], np.ndarray]] = {
@@ -1190,6 +1227,7 @@ class ProceduralGenerator:
 
     Sizes are clamped to ``MIN_SIZE``..``MAX_SIZE``. There is no image-to-image: an
     ``init_image`` only tints the result with its broad colours (less ``strength``, more tint).
+    ``negative_prompt``, ``style_preset``, ``cfg_scale`` and ``steps`` do not apply and are ignored.
     """
 
     name = "procedural"

@@ -16,7 +16,7 @@ import moderngl
 import numpy as np
 
 from engine.errors import RenderError, ShaderError
-from engine.gen.placeholder import placeholder_image
+from engine.gen.procedural import procedural_image
 from engine.render.fit import IDENTITY
 from engine.render.gl import standalone_context
 from engine.shaders.isf import SHADER_SUFFIXES, Dialect, Kind, ShaderSource, load_shader
@@ -49,7 +49,7 @@ class Checker:
         self.fbo = ctx.framebuffer(color_attachments=[self.target])
 
     def _picture(self, seed: int) -> moderngl.Texture:
-        pixels = np.ascontiguousarray(placeholder_image(seed, 256, 256)[::-1])
+        pixels = np.ascontiguousarray(procedural_image("shader check picture", seed, 256, 256)[::-1])
         tex = self.ctx.texture((256, 256), 4, pixels)
         tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         return tex
