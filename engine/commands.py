@@ -23,6 +23,10 @@ class Action(StrEnum):
     CLEAR_EFFECTS = "clear_effects"
     TRANSITION = "transition"  # value +1/-1 cycles; or name=... picks one
     PARAM = "param"  # name=shader, key=parameter, value=number or tuple
+    TAP = "tap"  # tap tempo: a tap now
+    BPM = "bpm"  # value: lock the tempo at this bpm; 0 or none unlocks (back to detection)
+    NUDGE = "nudge"  # value: move the beat phase by this many seconds
+    RESYNC = "resync"  # the beat is now
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ KEY_BINDINGS: dict[str, Action] = {
     "Q": Action.QUIT,
     "ESCAPE": Action.ESCAPE,
     "_0": Action.CLEAR_EFFECTS,
+    "T": Action.TAP,
 }
 
 

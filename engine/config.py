@@ -68,6 +68,8 @@ class ShowConfig:
     hold: float = knob(8.0, min=0.0, max=3600.0, doc="least time an image stays before the next")
     fit: Fit = knob("letterbox", doc="how images meet the screen's shape")
     blackout_fade: float = knob(1.0, min=0.0, max=30.0, doc="seconds to fade to black and back")
+    transition_on: Literal["time", "beat", "bar"] = knob("time", doc="start transitions on a beat or a bar")
+    transition_beats: int = knob(1, min=1, max=64, doc="with beat/bar sync: every N beats (or bars)")
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,16 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    device: str = knob("none", doc='input: "none", "default", a device index, or part of its name')
+    file: str = knob("", doc="play this WAV/FLAC/OGG file as the input instead (rehearsal)")
+    samplerate: int = knob(48000, min=8000, max=192000, doc="sample rate asked of the device")
+    channels: int = knob(2, min=1, max=32, doc="input channels (mixed to mono for analysis)")
+    blocksize: int = knob(512, min=64, max=8192, doc="frames per block from the device")
+    latency: float = knob(0.0, min=0.0, max=1.0, doc="seconds from the room to the analysis; beats fire that early")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: LogLevel = knob("info", doc="log verbosity")
 
@@ -185,6 +197,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     audience: AudienceConfig = field(default_factory=AudienceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

@@ -87,6 +87,16 @@ class ShowSnapshot:
     shader_errors: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class BeatInfo:
+    """The beat as this frame sees it (from the audio thread, or tap tempo)."""
+
+    beat: bool  # a beat fell since the last frame
+    count: int  # beats since the start, for "every N beats"
+    bar_beat: int  # 1..4, 0 when unknown
+    period: float  # seconds per beat; 0 when there is no confident tempo
+
+
 def smoothstep(x: float) -> float:
     x = min(1.0, max(0.0, x))
     return x * x * (3.0 - 2.0 * x)
@@ -100,8 +110,12 @@ class Director:
     fades over ``blackout_fade`` seconds and can reverse mid-fade without a jump.
     """
 
-    def __init__(self, transition: float, hold: float, blackout_fade: float, max_ready: int = 2) -> None:
+    def __init__(self, transition: float, hold: float, blackout_fade: float, max_ready: int = 2,
+                 transition_on: str = "time", every: int = 1) -> None:
         self.transition = transition
+        self.transition_on = transition_on  # time | beat | bar
+        self.every = max(1, every)
+        self._duration = transition
         self.hold = hold
         self.blackout_fade = blackout_fade
         self.max_ready = max_ready
@@ -156,21 +170,43 @@ class Director:
         return max(0.0, self._black_from - step)
 
     # --- the frame ----------------------------------------------------------
-    def update(self, now: float) -> FramePlan:
-        if self.incoming is not None and now - self._started_at >= self.transition:
+    def update(self, now: float, beat: BeatInfo | None = None) -> FramePlan:
+        if self.incoming is not None and now - self._started_at >= self._duration:
             self._finish_transition(now)
-        if self.incoming is None and self._ready and self._due(now):
+        if self.incoming is None and self._ready and self._due(now) and self._on_cue(beat):
             self.incoming = self._ready.popleft()
             self._started_at = now
+            self._duration = self._length(beat)
             self._skip = False
-            if self.transition <= 0:
+            if self._duration <= 0:
                 self._finish_transition(now)
         progress = 0.0
         if self.incoming is not None:
-            progress = min(1.0, max(0.0, (now - self._started_at) / self.transition))
+            progress = min(1.0, max(0.0, (now - self._started_at) / self._duration))
         retired = tuple(self._retired)
         self._retired.clear()
         return FramePlan(self.current, self.incoming, progress, self.blackout_level(now), retired)
+
+    def _synced(self, beat: BeatInfo | None) -> bool:
+        return self.transition_on != "time" and beat is not None and beat.period > 0
+
+    def _on_cue(self, beat: BeatInfo | None) -> bool:
+        """Time mode, no confident tempo, or the VJ said now: go. Otherwise wait for the beat (or bar)."""
+        if self._skip or self.current is None or not self._synced(beat):
+            return True
+        assert beat is not None
+        if not beat.beat:
+            return False
+        if self.transition_on == "bar":
+            return beat.bar_beat == 1 if beat.bar_beat else beat.count % (4 * self.every) == 0
+        return beat.count % self.every == 0
+
+    def _length(self, beat: BeatInfo | None) -> float:
+        """In beat mode a transition lasts whole beats, so the new image lands on a beat too."""
+        if not self._synced(beat) or self.transition <= 0:
+            return self.transition
+        assert beat is not None
+        return max(1, round(self.transition / beat.period)) * beat.period
 
     def _due(self, now: float) -> bool:
         return self.current is None or self._skip or now - self._shown_at >= self.hold

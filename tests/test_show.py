@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ImageError
-from engine.show import Director, Layer, ShowImage
+from engine.show import BeatInfo, Director, Layer, ShowImage
 
 
 def layer(name: str, slot: int = 0) -> Layer:
@@ -144,3 +144,52 @@ def test_show_image_makes_views_contiguous() -> None:
     base = np.zeros((8, 8, 4), dtype=np.uint8)
     img = ShowImage("x", base[:, ::2])
     assert img.pixels.flags.c_contiguous and img.width == 4 and img.height == 8
+
+
+def beat_at(count: int, beat: bool = True, bar_beat: int = 0, period: float = 0.5) -> BeatInfo:
+    return BeatInfo(beat, count, bar_beat, period)
+
+
+def test_beat_mode_waits_for_the_beat_and_lands_on_one() -> None:
+    """A due image starts on the next beat, and its transition lasts whole beats."""
+    d = Director(transition=1.2, hold=0.0, blackout_fade=1.0, transition_on="beat")
+    d.offer(layer("a"))
+    d.update(0.0, beat_at(0, beat=False))
+    d.update(2.0, beat_at(0, beat=False))  # a is current now (first image never waits)
+    d.offer(layer("b", 1))
+    assert d.update(2.1, beat_at(4, beat=False)).incoming is None
+    assert d.update(2.2, beat_at(5)).incoming == layer("b", 1)
+    assert d.update(3.1, beat_at(6, beat=False)).incoming is not None  # 1.2 s → 2 beats of 0.5 s = 1.0 s
+    assert d.update(3.2, beat_at(7)).current == layer("b", 1)
+
+
+def test_bar_mode_waits_for_the_downbeat() -> None:
+    """transition_on = bar: only the bar's first beat starts a transition."""
+    d = Director(transition=0.5, hold=0.0, blackout_fade=1.0, transition_on="bar")
+    d.offer(layer("a"))
+    d.update(0.0)
+    d.update(1.0)
+    d.offer(layer("b", 1))
+    assert d.update(1.1, beat_at(5, bar_beat=2)).incoming is None
+    assert d.update(1.6, beat_at(8, bar_beat=1)).incoming == layer("b", 1)
+
+
+def test_every_n_beats() -> None:
+    """With every = 4, only every fourth beat is a cue."""
+    d = Director(transition=0.5, hold=0.0, blackout_fade=1.0, transition_on="beat", every=4)
+    d.offer(layer("a"))
+    d.update(0.0)
+    d.update(1.0)
+    d.offer(layer("b", 1))
+    assert d.update(1.1, beat_at(6)).incoming is None
+    assert d.update(1.6, beat_at(8)).incoming == layer("b", 1)
+
+
+def test_no_confident_tempo_falls_back_to_time() -> None:
+    """Without a tempo (period 0) beat mode behaves like time mode: the show never waits forever."""
+    d = Director(transition=0.5, hold=0.0, blackout_fade=1.0, transition_on="beat")
+    d.offer(layer("a"))
+    d.update(0.0)
+    d.update(1.0)
+    d.offer(layer("b", 1))
+    assert d.update(1.1, BeatInfo(False, 0, 0, 0.0)).incoming == layer("b", 1)
