@@ -27,6 +27,11 @@ class FramePacer:
         self._sleep = sleep
         self._deadline: float | None = None
 
+    @property
+    def deadline(self) -> float | None:
+        """When the next frame is due (None before the first frame or when unpaced)."""
+        return self._deadline
+
     def wait(self) -> None:
         if self.period <= 0:
             return

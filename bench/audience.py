@@ -1,0 +1,1321 @@
+"""Audience load benchmark: thousands of phones against the engine's audience server, while the show renders.
+
+One run, on this machine, traffic on loopback only:
+
+1. connections: a Node ``ws`` load client (``bench/load/client.js``, its own process) opens
+   ``--connections`` WebSockets (default 10,000), each phone from its own source address
+   (127.0.x.y, so the per-address cap stays the engine's default) and pinging like the real page;
+   reported: the most held at once (target: all of them);
+2. push: the engine side calls ``AudienceServer.broadcast_all`` on the backstage loop (through
+   ``Backstage.call``) with a status message stamped with its send time; every phone notes the
+   arrival; p50/p99/max of arrival - send over several pushes (target p99 < 250 ms);
+3. prompts: phones send prompts at 1,000/s (open loop, at most ``MAX_OUTSTANDING`` unanswered);
+   the audience is configured to accept them (no cooldown, a queue of 100,000); reported: accepted
+   per second and the p99 time from send to the first ``status`` (target 1,000/s, p99 < 100 ms);
+4. the show: all along, a real ``ShowLoop`` renders on the main thread of the engine process,
+   wired as ``engine.app.run`` wires it (backstage thread started, shader watcher, then
+   ``gc.collect(); gc.freeze()``, then a headless EGL context, 640x360, paced at 60 fps by
+   ``FramePacer``; crossfade + glow with images present). Per frame: wall time of the frame +
+   ``ctx.finish()`` and how late it started against the pacer's schedule. The same loop with no
+   connections, measured first in the same run, is the baseline (target: p99 loaded/idle < 1.25x).
+
+The pipeline must not spend the CPU on images: the backstage reads a state board of its own on
+which the bench has published ``ShowSnapshot(queue_len=99)``, so its workers wait for the show's
+backlog to drain, which never happens (the real show publishes on a separate board). The journal
+is real (a temporary folder, deleted at the end), so every accepted prompt is written to SQLite
+before the phone hears "queued", as in a show.
+
+Arrival times come from the client's clock; its offset from the engine's clock is measured over
+the stdin/stdout pipe before the run (the figure is printed). Everything stops by itself: every
+wait has a deadline, the client exits when its stdin closes, and the child is killed on the way
+out whatever happened (Ctrl-C included). Missed targets are reported, never asserted: exit 0.
+
+The machine is shared: the CPU table has a column for every other process, and the run says when
+they took cores during a phase, since the show's frame times then move with them.
+
+Experiments (not the engine's settings; the header says when one is used): ``--backstage process``
+runs the same ``Backstage`` in a process of its own, so the show's process only renders;
+``--gc off`` disables the cyclic GC after start-up; ``--gc-threshold A,B,C`` sets the collector's
+thresholds (``700,10,1000000000``: young collections only, never an automatic full one);
+``--switch-interval S`` sets the GIL switch interval of the show's process.
+
+Run from the repository root: ``.venv/bin/python bench/audience.py`` (``--quick`` for a smoke run,
+``--connections N``). It installs the load client's one dependency (``ws``) with npm into
+``bench/load/node_modules`` the first time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import queue
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.backstage import Backstage  # noqa: E402
+from engine.config import Config, with_overrides  # noqa: E402
+from engine.net import protocol  # noqa: E402
+from engine.net.audience import Audience, Prompt  # noqa: E402
+from engine.net.moderation import Moderator  # noqa: E402
+from engine.pacing import FramePacer  # noqa: E402
+from engine.render.gl import standalone_context  # noqa: E402
+from engine.render.show_loop import Inbox, ShowLoop, StateBoard  # noqa: E402
+from engine.shaders.watch import ShaderWatcher  # noqa: E402
+from engine.show import ShowImage, ShowSnapshot  # noqa: E402
+from engine.store import Journal  # noqa: E402
+
+LOAD_DIR = ROOT / "bench" / "load"
+CLIENT_JS = LOAD_DIR / "client.js"
+JOIN_URL = "http://192.168.1.20:3000"
+SIZE = (640, 360)
+FPS = 60.0
+PERIOD_MS = 1000.0 / FPS
+IMAGE_SIDE = 1024  # the images crossfaded on screen (a typical generated image)
+TRANSITION_S = 30.0  # transitions back to back (hold 0), so a crossfade is always drawn
+PORT_RANGE = (20000, 32000)  # below the ephemeral range (32768+) that the phones' sockets use
+CONNECT_CONCURRENCY = 64  # handshakes in flight (asyncio's listen backlog is 100)
+MAX_OUTSTANDING = 500  # prompts sent and not yet answered, at most (keeps a slow engine's backlog bounded)
+PROMPT_RATE = 1000.0
+OTHERS_LIMIT = 25.0  # % of one core used by other processes above which a phase's figures are suspect
+
+TARGET_PUSH_P99_MS = 250.0
+TARGET_ACCEPTED_PER_S = 1000.0
+TARGET_ACK_P99_MS = 100.0
+TARGET_FRAME_RATIO = 1.25
+
+ADJECTIVES = ("neon", "glowing", "crystal", "velvet", "golden", "frozen", "electric", "misty", "cosmic",
+              "paper", "liquid", "ancient", "tiny", "giant", "silver", "rainbow", "quiet", "stormy")
+SUBJECTS = ("whale", "fox", "lighthouse", "forest", "city", "dragon", "garden", "robot", "owl", "ship",
+            "mountain", "jellyfish", "castle", "tiger", "balloon", "train", "river", "moon")
+PLACES = ("over the city", "under the sea", "in the clouds", "on a frozen lake", "in a desert at dusk",
+          "among the stars", "in a rainy street", "on a mountain top", "in a field of flowers")
+STYLES = ("watercolor", "synthwave", "oil painting", "pixel art", "ink drawing", "stained glass", "photograph")
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    connections: int
+    per_ip: int
+    idle_s: float
+    pushes: int
+    push_every_s: float
+    prompt_count: int
+    prompt_window_s: float
+    prompt_grace_s: float
+    quick: bool
+    gc_mode: str
+    gc_threshold: tuple[int, int, int] | None
+    switch_interval: float | None
+    placement: str
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (~30 s): 2,000 phones, short phases")
+    parser.add_argument("--connections", type=int, default=None, help="phones to connect (default 10000; 2000 quick)")
+    parser.add_argument("--per-ip", type=int, default=1, help="phones per source address")
+    parser.add_argument("--idle", type=float, default=None, help="seconds of idle baseline (default 15; 5 quick)")
+    parser.add_argument("--pushes", type=int, default=None, help="pushes to all phones (default 10; 4 quick)")
+    parser.add_argument("--prompt-seconds", type=float, default=None,
+                        help="seconds of prompts at 1,000/s (default 8; 2 quick)")
+    # Experiments only: these are not what the engine does. The header says so when one is used.
+    parser.add_argument("--gc", choices=("engine", "off"), default="engine",
+                        help="experiment: 'off' disables the cyclic GC after start-up (the engine does not)")
+    parser.add_argument("--gc-threshold", default=None, help="experiment: gc.set_threshold(A,B,C) after start-up")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="experiment: sys.setswitchinterval(SECONDS) for the show's process")
+    parser.add_argument("--backstage", choices=("thread", "process"), default="thread",
+                        help="experiment: 'process' runs the same Backstage in a process of its own (the engine "
+                             "runs it as a thread)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    connections = args.connections if args.connections is not None else (2000 if quick else 10000)
+    idle_s = args.idle if args.idle is not None else (5.0 if quick else 15.0)
+    pushes = args.pushes if args.pushes is not None else (4 if quick else 10)
+    window = args.prompt_seconds if args.prompt_seconds is not None else (2.0 if quick else 8.0)
+    threshold = None
+    if args.gc_threshold:
+        try:
+            a, b, c = (int(x) for x in args.gc_threshold.split(","))
+        except ValueError:
+            parser.error("--gc-threshold wants three integers: A,B,C")
+        threshold = (a, b, c)
+    if connections < 1 or args.per_ip < 1 or idle_s <= 0 or pushes < 1 or window <= 0:
+        parser.error("need connections >= 1, per-ip >= 1, idle > 0, pushes >= 1, prompt-seconds > 0")
+    return Settings(
+        connections=connections, per_ip=args.per_ip, idle_s=idle_s, pushes=pushes, push_every_s=1.0,
+        prompt_count=min(connections, int(PROMPT_RATE * window)), prompt_window_s=window,
+        prompt_grace_s=5.0 if quick else 8.0, quick=quick, gc_mode=args.gc, gc_threshold=threshold,
+        switch_interval=args.switch_interval, placement=args.backstage,
+    )
+
+
+def bench_config(settings: Settings, port: int, output_dir: Path) -> Config:
+    overrides: dict[str, object] = {
+        "server.host": "127.0.0.1",
+        "server.port": port,
+        "server.max_connections": max(12000, settings.connections + 2000),
+        # One phone per source address by default, so the engine's per-address cap (16) stays as it is.
+        "server.max_connections_per_ip": max(16, settings.per_ip),
+        # Prompts are accepted: no cooldown, a queue long enough for every one, and no per-phone cap that bites.
+        "audience.cooldown": 0.0,
+        "audience.burst": 50,
+        "audience.max_queue": 100000,
+        "audience.max_pending_per_client": 100,
+        "generation.backend": "procedural",
+        "generation.in_flight": 1,
+        "demo.interval": 0.0,
+        "store.output_dir": str(output_dir),
+        "shaders.dir": str(ROOT / "shaders"),
+        "shaders.effects": ["glow"],
+        "shaders.transition": "crossfade",
+        "show.transition": TRANSITION_S,
+        "show.hold": 0.0,
+        "window.width": SIZE[0],
+        "window.height": SIZE[1],
+        "render.max_image_size": 2048,
+    }
+    return with_overrides(Config(), overrides)
+
+
+# --- set-up ---------------------------------------------------------------------------------------
+
+
+class SetupError(Exception):
+    """The benchmark cannot run here (no node, npm failed, no GL)."""
+
+
+def raise_nofile() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 below the ephemeral range."""
+    ports = list(range(*PORT_RANGE))
+    random.Random().shuffle(ports)
+    for port in ports[:200]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SetupError(f"no free port in {PORT_RANGE}")
+
+
+def ensure_client() -> str:
+    """The node binary, with the load client's dependency installed; prints what it installs."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None:
+        raise SetupError("node not found: the load client needs Node.js 18 or newer")
+    if not (LOAD_DIR / "node_modules" / "ws" / "package.json").is_file():
+        if npm is None:
+            raise SetupError("npm not found: cannot install the load client's dependency (ws)")
+        print(f"installing the load client's dependency (ws, see {LOAD_DIR.relative_to(ROOT)}/package.json): "
+              f"npm install --no-audit --no-fund in {LOAD_DIR.relative_to(ROOT)}", flush=True)
+        done = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=LOAD_DIR, capture_output=True,
+                              text=True, timeout=300, check=False)
+        if done.returncode != 0 or not (LOAD_DIR / "node_modules" / "ws" / "package.json").is_file():
+            raise SetupError(f"npm install failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+        print("  " + (done.stdout.strip().splitlines() or ["installed"])[-1], flush=True)
+    return node
+
+
+def prompt_texts(n: int) -> list[str]:
+    """Distinct, harmless prompts of a typical length; any the blocklist would refuse are left out."""
+    rng = random.Random(7)
+    moderator = Moderator.from_files()
+    texts: list[str] = []
+    seen: set[str] = set()
+    while len(texts) < n:
+        text = f"a {rng.choice(ADJECTIVES)} {rng.choice(SUBJECTS)} {rng.choice(PLACES)}, {rng.choice(STYLES)}"
+        if text not in seen and moderator.check(text).allowed:
+            seen.add(text)
+            texts.append(text)
+    return texts
+
+
+def make_image(side: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(side, side, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    return pixels
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+class Phases:
+    """The run's phases in order; the render loop tags each frame with the current one."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = ["start-up"]
+        self.starts: list[float] = [time.perf_counter()]
+        self.cpu: list[dict[str, float]] = [cpu_snapshot()]
+        self.current = 0
+        self.t0 = self.starts[0]
+
+    def enter(self, name: str) -> None:
+        self.names.append(name)
+        self.starts.append(time.perf_counter())
+        self.cpu.append(cpu_snapshot())
+        self.current = len(self.names) - 1
+        print(f"  [{self.starts[-1] - self.t0:6.1f} s] {name}", flush=True)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def span(self, i: int) -> tuple[float, float]:
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else time.perf_counter()
+        return self.starts[i], end
+
+
+@dataclass
+class FrameLog:
+    phase: array[int] = field(default_factory=lambda: array("b"))
+    start: array[float] = field(default_factory=lambda: array("d"))
+    wall_ms: array[float] = field(default_factory=lambda: array("d"))
+    delay_ms: array[float] = field(default_factory=lambda: array("d"))
+    cpu_ms: array[float] = field(default_factory=lambda: array("d"))
+
+    def of(self, phase: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        mask = np.frombuffer(self.phase, dtype=np.int8) == phase
+        return (np.frombuffer(self.start)[mask], np.frombuffer(self.wall_ms)[mask],
+                np.frombuffer(self.delay_ms)[mask], np.frombuffer(self.cpu_ms)[mask])
+
+
+class GcLog:
+    """Every collection's start, duration, generation and thread, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float, int, int]] = []  # start, ms, generation, native thread id
+        self._started: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        tid = threading.get_native_id()
+        if phase == "start":
+            self._started[tid] = time.perf_counter()
+        else:
+            t0 = self._started.pop(tid, None)
+            if t0 is not None:
+                self.events.append((t0, (time.perf_counter() - t0) * 1000, info["generation"], tid))
+
+
+def _thread_times() -> dict[int, tuple[str, float]]:
+    """tid → (comm, CPU seconds) for every thread of this process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    base = Path("/proc/self/task")
+    for task in base.iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        out[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+CHILDREN: dict[str, int] = {}  # CPU group → pid of a child process
+
+
+def _self_cpu() -> float:
+    return _proc_cpu(os.getpid())
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(parts) - parts[3] - parts[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def others_load(seconds: float = 1.0) -> float:
+    """Percent of one core that other processes (not this one, not its children) used over ``seconds``."""
+    def sample() -> tuple[float, float]:
+        return _machine_busy(), _self_cpu() + sum(_proc_cpu(pid) for pid in CHILDREN.values())
+
+    busy0, ours0 = sample()
+    time.sleep(seconds)
+    busy1, ours1 = sample()
+    return 100 * ((busy1 - busy0) - (ours1 - ours0)) / seconds
+
+
+def wait_for_quiet(limit_s: float) -> float:
+    """Wait (up to ``limit_s``) until other processes leave the cores alone; their last load, % of a core."""
+    load = others_load()
+    if load <= OTHERS_LIMIT:
+        return load
+    print(f"  other processes use {load:.0f}% of a core: waiting up to {limit_s:g} s for the machine to quiet down",
+          flush=True)
+    deadline = time.monotonic() + limit_s
+    while load > OTHERS_LIMIT and time.monotonic() < deadline:
+        load = others_load()
+    print(f"  other processes now use {load:.0f}% of a core; going ahead", flush=True)
+    return load
+
+
+def cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far by group: render thread, backstage, GL workers, other threads, children, others."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    main_id = threading.main_thread().native_id
+    groups: dict[str, float] = {}
+    for tid, (comm, seconds) in _thread_times().items():
+        name = names.get(tid, comm)
+        if tid == main_id:
+            group = "render (main thread)"
+        elif name == "backstage":
+            group = "backstage loop"
+        elif name.startswith("backstage-worker") or name.startswith("asyncio"):
+            group = "backstage workers"
+        elif name.startswith("bench-"):
+            group = "bench harness"
+        elif comm.startswith("llvmpipe") or comm.startswith("gallium"):
+            group = "GL (llvmpipe)"
+        else:
+            group = "other engine threads"
+        groups[group] = groups.get(group, 0.0) + seconds
+    ours = _self_cpu()
+    for name, pid in CHILDREN.items():
+        groups[name] = _proc_cpu(pid)
+        ours += groups[name]
+    # Whatever else ran on the machine meanwhile (other tenants, tests): it takes cores from the show too.
+    groups["other processes"] = _machine_busy() - ours
+    return groups
+
+
+# --- the load client ------------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """The load client died, said something unexpected, or did not answer in time."""
+
+
+class LoadClient:
+    """The Node process, spoken to in JSON lines; events come through a reader thread into a queue."""
+
+    def __init__(self, node: str) -> None:
+        self.proc = subprocess.Popen(
+            [node, str(CLIENT_JS)], cwd=LOAD_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, bufsize=1,
+        )
+        CHILDREN["load client (node)"] = self.proc.pid
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.stderr: list[str] = []
+        self._reader = threading.Thread(target=self._read, name="bench-reader", daemon=True)
+        self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, name="bench-stderr", daemon=True)
+        self._err_reader.start()
+        self.info = self.expect("ready", 20)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip())
+
+    def send(self, cmd: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as err:
+            raise ClientError(f"the load client is gone ({err}); stderr: {self.stderr[-5:]}") from err
+
+    def expect(self, ev: str, timeout: float, on_other: Callable[[dict[str, Any]], None] | None = None
+               ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClientError(f"no {ev!r} from the load client within {timeout:g} s")
+            try:
+                event = self.events.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if event is None:
+                raise ClientError(f"the load client exited ({self.proc.poll()}); stderr: {self.stderr[-5:]}")
+            if event.get("ev") == ev:
+                return event
+            if event.get("ev") == "error":
+                raise ClientError(f"load client: {event.get('message')}")
+            if on_other is not None:
+                on_other(event)
+
+    def request(self, cmd: dict[str, Any], ev: str, timeout: float) -> dict[str, Any]:
+        self.send(cmd)
+        return self.expect(ev, timeout)
+
+    def clock_offset(self, rounds: int = 30) -> tuple[float, float]:
+        """(client clock - engine clock, round trip) in ms, from the fastest of ``rounds`` exchanges."""
+        best: tuple[float, float] | None = None
+        for _ in range(rounds):
+            t = time.time() * 1000
+            reply = self.request({"cmd": "clock", "t": t}, "clock", 5)
+            t2 = time.time() * 1000
+            rtt = t2 - t
+            offset = float(reply["node"]) - (t + t2) / 2
+            if best is None or rtt < best[1]:
+                best = (offset, rtt)
+        assert best is not None
+        return best
+
+    def close(self) -> None:
+        """Close stdin (the client exits on that), then terminate, then kill; never leaves it running."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=3)
+
+
+# --- where the backstage runs ---------------------------------------------------------------------------
+
+
+PushTiming = tuple[float, float]  # (ms from the request to broadcast_all starting on the loop, ms inside it)
+
+
+def broadcast_timed(backstage: Backstage, message: str, sent_ms: float, timings: list[PushTiming],
+                    done: threading.Event) -> None:
+    """Ask the backstage loop to push ``message`` to every phone; ``done`` is set once broadcast_all returned."""
+    server = backstage.server
+    assert server is not None
+
+    def on_loop() -> None:
+        start = time.time() * 1000
+        t0 = time.perf_counter()
+        try:
+            server.broadcast_all(message)
+        finally:
+            timings.append((start - sent_ms, (time.perf_counter() - t0) * 1000))
+            done.set()
+
+    backstage.call(on_loop)
+
+
+class ThreadBackstage:
+    """The engine's placement: ``Backstage`` as a thread of the show's process (``engine.app.run``)."""
+
+    label = "backstage thread in the show's process, as engine.app.run"
+
+    def __init__(self, cfg: Config, inbox: Inbox, output_dir: Path) -> None:
+        # The pipeline reads its own board, on which the show's backlog never drains: it never generates.
+        board = StateBoard()
+        board.publish(ShowSnapshot(queue_len=99, size=SIZE))
+        self.journal = Journal.open(output_dir)
+        self.backstage = Backstage(cfg, inbox, board, JOIN_URL, journal=self.journal)
+        self.timings: list[PushTiming] = []
+        self.gc_events: list[tuple[float, float, int, int]] = []
+
+    def start(self) -> None:
+        self.backstage.start()
+
+    def connections(self) -> int:
+        server = self.backstage.server
+        return server.connections if server is not None else 0
+
+    def push(self, message: str, sent_ms: float, timeout: float) -> bool:
+        done = threading.Event()
+        broadcast_timed(self.backstage, message, sent_ms, self.timings, done)
+        return done.wait(timeout)
+
+    def stop(self) -> None:
+        self.backstage.stop()
+        self.journal.close()
+
+
+def backstage_process_main(conn: Any, settings: Settings, port: int, output_dir: str) -> None:
+    """The experiment's backstage process: the same Backstage, wired the same way, driven over a pipe."""
+    raise_nofile()
+    cfg = bench_config(settings, port, Path(output_dir))
+    board = StateBoard()
+    board.publish(ShowSnapshot(queue_len=99, size=SIZE))
+    journal = Journal.open(Path(output_dir))
+    backstage = Backstage(cfg, Inbox(), board, JOIN_URL, journal=journal)
+    timings: list[PushTiming] = []
+    gcs = GcLog()
+    try:
+        backstage.start()
+        gc.collect()
+        gc.freeze()
+        apply_gc_experiment(settings, switch_interval=False)
+        gc.callbacks.append(gcs)
+        conn.send(("ready", os.getpid()))
+        while True:
+            if not conn.poll(0.5):
+                if os.getppid() == 1:  # the show's process is gone
+                    return
+                continue
+            cmd, arg = conn.recv()
+            if cmd == "push":
+                done = threading.Event()
+                broadcast_timed(backstage, arg[0], arg[1], timings, done)
+                done.wait(arg[2])
+                conn.send(("pushed", done.is_set()))
+            elif cmd == "connections":
+                server = backstage.server
+                conn.send(("connections", server.connections if server is not None else 0))
+            elif cmd == "stop":
+                conn.send(("stopped", timings, gcs.events))
+                return
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return
+    finally:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(gcs)
+        backstage.stop()
+        journal.close()
+
+
+class ProcessBackstage:
+    """Experiment: the same Backstage in a process of its own; the show's process only renders."""
+
+    label = "backstage in its own process (EXPERIMENT, not the engine's placement)"
+
+    def __init__(self, settings: Settings, port: int, output_dir: Path) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(target=backstage_process_main, args=(child_conn, settings, port, str(output_dir)),
+                                name="bench-backstage", daemon=True)
+        self.timings: list[PushTiming] = []
+        self.gc_events: list[tuple[float, float, int, int]] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.proc.start()
+        if not self.conn.poll(60):
+            raise SetupError("the backstage process did not start within 60 s")
+        _, pid = self.conn.recv()
+        CHILDREN["backstage process"] = pid
+
+    def _ask(self, cmd: str, arg: Any, timeout: float) -> Any:
+        with self._lock:
+            self.conn.send((cmd, arg))
+            if not self.conn.poll(timeout):
+                raise ClientError(f"the backstage process did not answer {cmd!r} within {timeout:g} s")
+            return self.conn.recv()
+
+    def connections(self) -> int:
+        return int(self._ask("connections", None, 30)[1])
+
+    def push(self, message: str, sent_ms: float, timeout: float) -> bool:
+        return bool(self._ask("push", (message, sent_ms, timeout), timeout + 5)[1])
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(Exception):
+                _, self.timings, self.gc_events = self._ask("stop", None, 20)
+            self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+
+
+BackstageHandle = ThreadBackstage | ProcessBackstage
+
+
+# --- the scenario (a thread of the engine process, mostly blocked on the client's pipe) ----------------
+
+
+@dataclass
+class Results:
+    clock_offset_ms: float = 0.0
+    clock_rtt_ms: float = 0.0
+    connect: dict[str, Any] = field(default_factory=dict)
+    held_after_push: dict[str, Any] = field(default_factory=dict)
+    server_connections_max: int = 0
+    server_connections_end: int = 0
+    push_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # id → (sent ms, phones open)
+    push_lat: dict[str, list[float]] = field(default_factory=dict)
+    prompts: dict[str, Any] = field(default_factory=dict)
+    closed: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Conductor:
+    def __init__(self, settings: Settings, client: LoadClient, backstage: BackstageHandle, phases: Phases,
+                 texts: list[str], port: int) -> None:
+        self.s = settings
+        self.client = client
+        self.backstage = backstage
+        self.phases = phases
+        self.texts = texts
+        self.port = port
+        self.results = Results()
+        self.done = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bench-conductor", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise ClientError("stopped")
+
+    def _server_connections(self) -> int:
+        return self.backstage.connections()
+
+    def _note_connections(self) -> None:
+        self.results.server_connections_max = max(self.results.server_connections_max, self._server_connections())
+
+    def _run(self) -> None:
+        try:
+            self._scenario()
+        except Exception as err:
+            self.results.error = f"{type(err).__name__}: {err}"
+            print(f"  the run stopped early: {self.results.error}", flush=True)
+        finally:
+            self.done.set()
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        if event.get("ev") == "progress":
+            self._note_connections()
+            print(f"             {event['open']:>6} phones connected (server counts {self._server_connections()})",
+                  flush=True)
+
+    def _push(self, seq: int, open_phones: int) -> None:
+        """One status message to every phone, stamped with the time the engine side asks for it."""
+        sent = time.time() * 1000
+        message = protocol.encode({"type": "status", "id": f"push-{seq}", "text": "a neon whale over the city",
+                                   "state": "showing", "image_url": "/images/bench-push.png", "sent": sent})
+        self.results.push_sent[f"push-{seq}"] = (sent, open_phones)
+        if not self.backstage.push(message, sent, 60):
+            raise ClientError(f"push-{seq}: broadcast_all did not return within 60 s")
+
+    def _scenario(self) -> None:
+        s, r, client = self.s, self.results, self.client
+        r.clock_offset_ms, r.clock_rtt_ms = client.clock_offset()
+        self.phases.enter("warm-up")
+        self._sleep(2.0)
+        self.phases.enter("idle")
+        self._sleep(s.idle_s)
+
+        self.phases.enter("connect")
+        client.send({"cmd": "connect", "url": f"ws://127.0.0.1:{self.port}/ws", "n": s.connections,
+                     "perIp": s.per_ip, "firstAddress": 256, "concurrency": CONNECT_CONCURRENCY,
+                     "handshakeMs": 20000, "deadlineMs": 30000 + 20 * s.connections})
+        r.connect = client.expect("connected", 60 + 0.03 * s.connections, self._progress)
+        self._note_connections()
+        client.request({"cmd": "pings"}, "pings", 10)
+
+        self.phases.enter("push")
+        open_phones = int(r.connect["open"])
+        for seq in range(s.pushes):
+            self._push(seq, open_phones)  # returns once broadcast_all has: pushes never overlap
+            self._sleep(s.push_every_s)
+            self._note_connections()
+        self._sleep(1.0)
+        r.held_after_push = client.request({"cmd": "count"}, "count", 10)
+        self._note_connections()
+
+        self.phases.enter("prompts")
+        count = min(s.prompt_count, int(r.held_after_push["open"]))
+        client.send({"cmd": "prompts", "count": count, "rate": PROMPT_RATE, "maxOutstanding": MAX_OUTSTANDING,
+                     "windowMs": s.prompt_window_s * 1000, "graceMs": s.prompt_grace_s * 1000,
+                     "texts": self.texts})
+        r.prompts = client.expect("prompts", s.prompt_window_s + s.prompt_grace_s + 30)
+        self._note_connections()
+
+        self.phases.enter("close")
+        r.closed = client.request({"cmd": "close", "deadlineMs": 10000}, "closed", 30)
+        deadline = time.monotonic() + 10
+        while self._server_connections() > 0 and time.monotonic() < deadline:
+            self._sleep(0.1)
+        r.server_connections_end = self._server_connections()
+        self._sleep(2.0)
+        self.phases.enter("idle again")
+        self._sleep(s.idle_s)
+
+        self.phases.enter("report")
+        r.push_lat = client.request({"cmd": "pushes"}, "pushes", 30)["lat"]
+
+
+# --- the show ---------------------------------------------------------------------------------------
+
+
+class Show:
+    """``ShowLoop`` on a headless context, wired like ``engine.render.headless.run_headless``."""
+
+    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard) -> None:
+        self.ctx = standalone_context()
+        self.fb = self.ctx.framebuffer(color_attachments=[self.ctx.texture(SIZE, 4)])
+        self.show = ShowLoop(self.ctx, cfg, SIZE, inbox, JOIN_URL, board)
+        self.inbox = inbox
+        self.images = [make_image(IMAGE_SIDE, seed) for seed in (1, 2, 3)]
+        self.sent = 0
+        self.offset = 0.0  # show time = perf_counter() + offset (the fade from the idle screen is skipped)
+        self.uploads = 0
+
+    def feed(self) -> None:
+        """Keep images waiting, as a busy pipeline would, so transitions run back to back."""
+        while self.inbox.images.qsize() < 2:
+            self.inbox.images.put(ShowImage(f"img-{self.sent}", self.images[self.sent % len(self.images)]))
+            self.sent += 1
+
+    def prime(self) -> None:
+        """Bring one image on screen and the next one in, so every measured frame draws a crossfade."""
+        self.feed()
+        for _ in range(240):
+            d = self.show.director
+            if d.current is not None and d.incoming is not None:
+                return
+            self.show.frame(time.perf_counter() + self.offset, self.fb)
+            self.ctx.finish()
+            if self.show.errors:
+                raise SetupError(f"the show reported an error while priming: {self.show.errors[-1]}")
+            if d.current is None and d.incoming is not None:
+                self.offset += TRANSITION_S
+            self.feed()
+        raise SetupError("the director never got to a transition between two images")
+
+    def run(self, log: FrameLog, phases: Phases, until: threading.Event, deadline: float) -> None:
+        """The headless driver's loop, timed: frame, ctx.finish(), pacer; until ``until`` or ``deadline``."""
+        pacer = FramePacer(FPS)
+        due: float | None = None
+        while not until.is_set():
+            start = time.perf_counter()
+            cpu0 = time.thread_time()
+            waiting = self.inbox.images.qsize()
+            busy = self.show.uploader.busy
+            self.show.frame(start + self.offset, self.fb)
+            self.ctx.finish()
+            end = time.perf_counter()
+            log.phase.append(phases.current)
+            log.start.append(start)
+            log.wall_ms.append((end - start) * 1000)
+            log.delay_ms.append(0.0 if due is None else (start - due) * 1000)
+            log.cpu_ms.append((time.thread_time() - cpu0) * 1000)
+            self.uploads += int(busy or self.inbox.images.qsize() < waiting)  # this frame wrote image texels
+            self.feed()
+            if end > deadline:
+                break
+            # The pacer's next deadline is when the next frame is due; read before wait() moves it.
+            due = pacer.deadline
+            pacer.wait()
+            if due is None:
+                due = time.perf_counter()
+
+    def release(self) -> None:
+        self.show.release()
+        self.fb.release()
+        self.ctx.release()
+
+
+# --- offline figures: where the prompt path spends its time -----------------------------------------
+
+
+def submit_cost(cfg: Config, texts: list[str], depths: Sequence[int], n: int) -> list[tuple[int, float]]:
+    """Mean ms per ``Audience.submit`` (accepted) with ``depth`` prompts already queued, one thread, no sockets."""
+    out = []
+    moderator = Moderator.from_files()
+    for depth in depths:
+        audience = Audience(cfg.audience, moderator)
+        for i in range(depth):
+            audience.restore(Prompt(f"p-fill-{i}", f"fill-{i:06d}", f"10.1.{i // 250}.{i % 250}", "filler", 0.0))
+        audience.submit("warm-up-client", "10.9.9.9", "a warm up prompt", "w")  # tells the restored their place
+        t0 = time.perf_counter()
+        for k in range(n):
+            audience.submit(f"cost-{k:06d}", f"10.2.{k // 250}.{k % 250}", texts[k % len(texts)], f"r{k}")
+        out.append((depth, (time.perf_counter() - t0) * 1000 / n))
+    return out
+
+
+def journal_cost(n: int) -> float:
+    """Mean ms per ``Journal.record_prompt`` (SQLite, WAL) in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="stagecraft-bench-journal-"))
+    try:
+        journal = Journal.open(folder)
+        try:
+            t0 = time.perf_counter()
+            for k in range(n):
+                journal.record_prompt(f"p-cost-{k}", f"client-{k:06d}", "a neon whale", {"moderation": "auto"})
+            return (time.perf_counter() - t0) * 1000 / n
+        finally:
+            journal.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def pct(values: np.ndarray | Sequence[float], q: float) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(np.percentile(arr, q)) if arr.size else float("nan")
+
+
+def worst(values: np.ndarray | Sequence[float]) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.max()) if arr.size else float("nan")
+
+
+def row(label: str, cells: Sequence[float | str | int] = (), note: str = "", width: int = 10) -> None:
+    text = ""
+    for c in cells:
+        if isinstance(c, float):
+            text += f"{c:>{width}.1f}" if abs(c) >= 100 or c != c else f"{c:>{width}.2f}"
+        else:
+            text += f"{c!s:>{width}}"
+    print(f"  {label:<38}{text}  {note}".rstrip())
+
+
+@dataclass
+class Verdicts:
+    met: list[bool] = field(default_factory=list)
+
+    def add(self, ok: bool) -> str:
+        self.met.append(ok)
+        return verdict(ok)
+
+
+def print_header(s: Settings, ctx_info: str, client: dict[str, Any], nofile: tuple[int, int], r: Results,
+                 port: int, placement: str, frozen: int) -> None:
+    print()
+    print("Stagecraft audience benchmark: phones on loopback against the audience server, while the show renders")
+    print(f"  GL: {ctx_info} | Python {platform.python_version()} | websockets {websockets.__version__} | "
+          f"{os.cpu_count()} CPUs | server 127.0.0.1:{port} | RLIMIT_NOFILE {nofile[0]}/{nofile[1]}")
+    print(f"  show: ShowLoop {SIZE[0]}x{SIZE[1]} paced at {FPS:g} fps on the main thread; crossfade + glow of "
+          f"{IMAGE_SIDE}x{IMAGE_SIDE} images, back-to-back {TRANSITION_S:g} s transitions, join QR in the corner")
+    print(f"  backstage: {placement}; audience server, audience (cooldown 0, queue 100,000), journal (temp folder), "
+          "pipeline held idle")
+    client_nofile = client.get("nofile") or {}
+    print(f"  load client: node {client.get('node')} + ws {client.get('ws')}, one process, {s.per_ip} phone(s) per "
+          f"source address 127.0.x.y, each pinging every 20 s like the page; RLIMIT_NOFILE "
+          f"{client_nofile.get('soft')}/{client_nofile.get('hard')}")
+    gc_note = f"gc.collect(); gc.freeze() after start-up, as engine.app.run ({frozen} objects frozen)"
+    if s.gc_mode == "off":
+        gc_note += " + gc.disable() (EXPERIMENT, not the engine's setting)"
+    if s.gc_threshold is not None:
+        gc_note += f" + gc.set_threshold{s.gc_threshold} (EXPERIMENT, not the engine's setting)"
+    if s.switch_interval is not None:
+        gc_note += f"; sys.setswitchinterval({s.switch_interval:g}) in the show's process (EXPERIMENT)"
+    print(f"  GC: {gc_note}")
+    print(f"  clocks: client - engine = {r.clock_offset_ms:+.3f} ms (pipe round trip {r.clock_rtt_ms:.3f} ms), "
+          "subtracted from every arrival")
+
+
+def report_connections(s: Settings, r: Results, v: Verdicts) -> int:
+    c = r.connect
+    held = r.held_after_push
+    open_now = int(held.get("open", c.get("open", 0)))
+    most = max(int(c.get("open", 0)), open_now)
+    print()
+    row("1. connections", ["value", "target"])
+    row("most held at once (client side)", [most, s.connections],
+        f">= {s.connections}: {v.add(most >= s.connections)}")
+    row("server's count at its highest", [r.server_connections_max])
+    row("still open after the pushes", [open_now], f"closed meanwhile: {held.get('closeCodes') or 'none'}")
+    ms = float(c.get("ms", 0.0))
+    rate = most / (ms / 1000) if ms > 0 else float("nan")
+    row("time to open them (s)", [ms / 1000], f"{rate:.0f} handshakes/s, {CONNECT_CONCURRENCY} in flight")
+    if c.get("failures"):
+        row("failed openings", [sum(c["failures"].values())], json.dumps(c["failures"]))
+    return most
+
+
+def report_pushes(r: Results, timings: Sequence[PushTiming], v: Verdicts) -> None:
+    print()
+    row(f"2. push to all ({len(r.push_sent)} pushes)", ["p50", "p99", "max", "  arrived"], "(ms, arrival - send)")
+    every: list[float] = []
+    for pid, (_sent, expected) in sorted(r.push_sent.items(), key=lambda kv: int(kv[0].split("-")[1])):
+        lat = np.asarray(r.push_lat.get(pid, []), dtype=float) - r.clock_offset_ms
+        every += lat.tolist()
+        row(f"  {pid}", [pct(lat, 50), pct(lat, 99), worst(lat), f"  {lat.size}/{expected}"])
+    ok = bool(every) and pct(every, 99) < TARGET_PUSH_P99_MS
+    row("all pushes", [pct(every, 50), pct(every, 99), worst(every)],
+        f"target p99 < {TARGET_PUSH_P99_MS:g} ms: {v.add(ok)}")
+    if timings:
+        delays = [d for d, _ in timings]
+        calls = [c for _, c in timings]
+        row("  request -> broadcast_all starts", [pct(delays, 50), pct(delays, 99), worst(delays)],
+            "(ms: backstage.call waiting for the loop)")
+        row("  inside broadcast_all()", [pct(calls, 50), pct(calls, 99), worst(calls)],
+            "(ms the loop spends writing the frames)")
+
+
+def report_prompts(r: Results, v: Verdicts) -> None:
+    p = r.prompts
+    print()
+    row(f"3. prompts ({PROMPT_RATE:,.0f}/s offered)", ["value", "target"])
+    if not p:
+        row("no prompt results", [], "the run stopped before this phase")
+        v.add(False)
+        v.add(False)
+        return
+    send = np.asarray(p["sendAt"], dtype=float) / 1000
+    ack = np.asarray(p["ack"], dtype=float)
+    state = np.asarray(p["state"], dtype=int)
+    acked = ack >= 0
+    accepted = acked & (state == 1)
+    acked_at = send + np.where(acked, ack, 0) / 1000
+    span = float(acked_at[accepted].max() - send.min()) if accepted.any() else float("nan")
+    rate = float(accepted.sum()) / span if accepted.any() and span > 0 else 0.0
+    row("planned / sent / answered", [f"{p['planned']}/{p['sent']}/{int(acked.sum())}"],
+        f"{int((~acked).sum())} unanswered at the end; sending pauses while {MAX_OUTSTANDING} are unanswered")
+    row("accepted (queued)", [int(accepted.sum())], f"not accepted: {json.dumps(p['reasons']) or 'none'}")
+    row("accepted per second", [rate, TARGET_ACCEPTED_PER_S],
+        f">= {TARGET_ACCEPTED_PER_S:,.0f}/s: {v.add(rate >= TARGET_ACCEPTED_PER_S)} (first send to last accepted)")
+    lat = ack[acked]
+    row("time to acknowledgement (ms)", ["p50", "p99", "max"])
+    row("", [pct(lat, 50), pct(lat, 99), worst(lat)],
+        f"p99 < {TARGET_ACK_P99_MS:g} ms: {v.add(lat.size > 0 and pct(lat, 99) < TARGET_ACK_P99_MS)}")
+    # Per second: how the intake keeps up as the queue grows (in this bench nothing leaves the queue).
+    if accepted.any():
+        row("  second of the phase", ["sent", "accepted", "queued", "ack p99"],
+            "(prompts sent that second; answers that second; queue at its end; ms)")
+        last = int(np.ceil(max(acked_at[acked].max(), send.max())))
+        for sec in range(last):
+            sent_then = (send >= sec) & (send < sec + 1)
+            got = int((accepted & (acked_at >= sec) & (acked_at < sec + 1)).sum())
+            depth = int((accepted & (acked_at < sec + 1)).sum())
+            answered_then = sent_then & acked
+            p99s: float | str = pct(ack[answered_then], 99) if answered_then.any() else "-"
+            row(f"  {sec}-{sec + 1} s", [int(sent_then.sum()), got, depth, p99s])
+
+
+def report_offline(costs: list[tuple[int, float]], journal_ms: float) -> None:
+    print()
+    print("  where an accepted prompt's time goes (measured after the run: one thread, no sockets, no show):")
+    for depth, ms in costs:
+        print(f"    Audience.submit with {depth:>6,} prompts queued: {ms:8.3f} ms  "
+              f"(at most {1000 / ms:,.0f}/s on a free core)")
+    print(f"    Journal.record_prompt (SQLite WAL, synchronous=NORMAL): {journal_ms:.3f} ms")
+
+
+@dataclass
+class PhaseFrames:
+    name: str
+    wall: np.ndarray
+    delay: np.ndarray
+    cpu: np.ndarray
+    start: np.ndarray
+
+
+def frames_of(log: FrameLog, phases: Phases, name: str) -> PhaseFrames | None:
+    if name not in phases.names:
+        return None
+    start, wall, delay, cpu = log.of(phases.index(name))
+    return PhaseFrames(name, wall, delay, cpu, start) if wall.size else None
+
+
+GcEvent = tuple[float, float, int, int]  # perf_counter start, ms, generation, native thread id
+LOADED = ("connect", "push", "prompts")
+PHASE_LABELS = {
+    "idle": "idle, no phones (baseline)",
+    "connect": "phones connecting",
+    "push": "phones held + pushes",
+    "prompts": "prompts",
+    "close": "phones leaving (no target)",
+    "idle again": "idle again (drift check)",
+}
+
+
+def report_frames(log: FrameLog, phases: Phases, gcs: Sequence[GcEvent], names: dict[int, str], uploads: int,
+                  v: Verdicts) -> bool | None:
+    print()
+    row("4. show frames (ms)", ["frames", "p50", "p99", "max", "p99/idle", "> 1/60 s", "late", "late max"])
+    print("     frame = ShowLoop.frame + ctx.finish(), wall time; late = frames starting more than 1/60 s after the")
+    print("     pacer's deadline; late max = the longest such start delay")
+    idle = frames_of(log, phases, "idle")
+    if idle is None:
+        row("no idle frames", [], "the run stopped before the baseline")
+        return None
+    base_p99 = pct(idle.wall, 99)
+    held = True
+    loaded: list[np.ndarray] = []
+    worst_lines: list[str] = []
+    for name, label in PHASE_LABELS.items():
+        f = frames_of(log, phases, name)
+        if f is None:
+            continue
+        p99w = pct(f.wall, 99)
+        ratio = p99w / base_p99
+        note = ""
+        if name in LOADED:
+            ok = ratio < TARGET_FRAME_RATIO
+            held = held and ok
+            loaded.append(f.wall)
+            note = f"< {TARGET_FRAME_RATIO:g}x: {v.add(ok)}"
+        row(label, [f.wall.size, pct(f.wall, 50), p99w, worst(f.wall), f"{ratio:.2f}x", int((f.wall > PERIOD_MS).sum()),
+                    int((f.delay > PERIOD_MS).sum()), worst(f.delay)], note)
+        # The frame that kept the picture longest: its own time plus how late it started.
+        k = int(np.argmax(f.wall + np.maximum(f.delay, 0)))
+        t0 = f.start[k] - max(float(f.delay[k]), 0.0) / 1000
+        t1 = f.start[k] + float(f.wall[k]) / 1000
+        overlap = [e for e in gcs if e[0] < t1 and e[0] + e[1] / 1000 > t0]
+        cause = "no GC overlapping it"
+        if overlap:
+            g = max(overlap, key=lambda e: e[1])
+            cause = f"overlapping a gen-{g[2]} GC of {g[1]:.1f} ms in the {names.get(g[3], str(g[3]))}"
+        worst_lines.append(f"{name}: {f.delay[k]:.1f} ms late + {f.wall[k]:.1f} ms frame, {cause}")
+    if loaded:
+        every = np.concatenate(loaded)
+        row("all loaded phases", [every.size, pct(every, 50), pct(every, 99), worst(every),
+                                  f"{pct(every, 99) / base_p99:.2f}x", int((every > PERIOD_MS).sum())])
+    print(f"    render thread CPU per frame (idle): median {pct(idle.cpu, 50):.2f} ms (llvmpipe draws on threads of "
+          f"its own); {uploads} frames in the run uploaded an image")
+    print("    longest picture hold of each phase:")
+    for line in worst_lines:
+        print(f"      {line}")
+    return held
+
+
+def report_gc(gcs: Sequence[GcEvent], phases: Phases, names: dict[int, str]) -> None:
+    print()
+    row("GC collections by phase", ["gen0", "gen1", "gen2", "gen2 max", "any max", "in render"],
+        "(ms; where the longest ran)")
+    main_id = threading.main_thread().native_id
+    for i, name in enumerate(phases.names):
+        if name in ("start-up", "report"):
+            continue
+        t0, t1 = phases.span(i)
+        evs = [e for e in gcs if t0 <= e[0] < t1]
+        if not evs:
+            row(name, [0, 0, 0, "-", "-", 0])
+            continue
+        counts = [sum(1 for e in evs if e[2] == g) for g in (0, 1, 2)]
+        g2 = [e[1] for e in evs if e[2] == 2]
+        longest = max(evs, key=lambda e: e[1])
+        in_render = sum(1 for e in evs if e[3] == main_id)
+        row(name, [*counts, max(g2) if g2 else "-", longest[1], in_render], names.get(longest[3], str(longest[3])))
+
+
+CPU_GROUPS = (
+    ("render (main thread)", "render"),
+    ("GL (llvmpipe)", "llvmpipe"),
+    ("backstage loop", "bs loop"),
+    ("backstage workers", "bs pool"),
+    ("backstage process", "bs proc"),
+    ("other engine threads", "other thr"),
+    ("bench harness", "harness"),
+    ("load client (node)", "node"),
+    ("other processes", "others"),
+)
+
+
+def report_cpu(phases: Phases) -> list[str]:
+    """The CPU table; returns the phases during which other processes took more than OTHERS_LIMIT."""
+    print()
+    busy: list[str] = []
+    groups = [g for g, _ in CPU_GROUPS if any(g in snap for snap in phases.cpu)]
+    row("CPU by phase (% of one core; 2 = 200)", [dict(CPU_GROUPS)[g] for g in groups])
+    for i, name in enumerate(phases.names):
+        if name in ("start-up", "report") or i + 1 >= len(phases.cpu):
+            continue
+        seconds = phases.starts[i + 1] - phases.starts[i]
+        a, b = phases.cpu[i], phases.cpu[i + 1]
+        row(name, [100 * (b.get(g, 0.0) - a.get(g, 0.0)) / seconds for g in groups])
+        if 100 * (b.get("other processes", 0.0) - a.get("other processes", 0.0)) / seconds > OTHERS_LIMIT:
+            busy.append(name)
+    print("    others = every other process on the machine (other tenants, tests): they take cores from the show too")
+    return busy
+
+
+# --- entry point ------------------------------------------------------------------------------------
+
+
+def apply_gc_experiment(s: Settings, switch_interval: bool = True) -> None:
+    if s.gc_threshold is not None:
+        gc.set_threshold(*s.gc_threshold)
+    if s.gc_mode == "off":
+        gc.disable()
+    if switch_interval and s.switch_interval is not None:
+        sys.setswitchinterval(s.switch_interval)
+
+
+def run(s: Settings) -> None:
+    nofile = raise_nofile()
+    node = ensure_client()
+    port = free_port()
+    wait_for_quiet(60 if not s.quick else 20)
+    texts = prompt_texts(1000)
+    output_dir = Path(tempfile.mkdtemp(prefix="stagecraft-bench-audience-"))
+    cfg = bench_config(s, port, output_dir)
+    phases = Phases()
+    print(f"  [{0.0:6.1f} s] start-up: load client, backstage on 127.0.0.1:{port}, show", flush=True)
+    client: LoadClient | None = None
+    backstage: BackstageHandle | None = None
+    watcher: ShaderWatcher | None = None
+    show: Show | None = None
+    conductor: Conductor | None = None
+    log = FrameLog()
+    gcs = GcLog()
+    names: dict[int, str] = {}
+    ctx_info = "?"
+    uploads = 0
+    frozen = 0
+    try:
+        client = LoadClient(node)
+        inbox = Inbox()
+        if s.placement == "process":
+            backstage = ProcessBackstage(s, port, output_dir)
+        else:
+            backstage = ThreadBackstage(cfg, inbox, output_dir)
+        backstage.start()
+        if cfg.shaders.hot_reload:
+            watcher = ShaderWatcher(Path(cfg.shaders.dir), inbox.shader_changes)
+            watcher.start()
+        # As engine.app.run: start-up objects out of every collection, then the show.
+        gc.collect()
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        apply_gc_experiment(s)
+        show = Show(cfg, inbox, StateBoard())
+        ctx_info = str(show.ctx.info["GL_RENDERER"])
+        show.prime()
+        gc.callbacks.append(gcs)
+        conductor = Conductor(s, client, backstage, phases, texts, port)
+        conductor.start()
+        limit = 120 + 2 * s.idle_s + 0.05 * s.connections + 5 * s.pushes + 4 * s.prompt_window_s
+        show.run(log, phases, conductor.done, time.perf_counter() + limit)
+        if not conductor.done.is_set():
+            conductor.results.error = conductor.results.error or "the run took too long and was cut short"
+        names = {t.native_id: f"{t.name} thread" for t in threading.enumerate() if t.native_id is not None}
+        names[threading.main_thread().native_id or 0] = "render (main) thread"
+    finally:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(gcs)
+        if conductor is not None:
+            conductor.stop.set()
+        if client is not None:
+            client.close()
+        if watcher is not None:
+            watcher.stop()
+        if backstage is not None:
+            backstage.stop()
+        if show is not None:
+            uploads = show.uploads
+            show.release()
+        shutil.rmtree(output_dir, ignore_errors=True)
+        gc.enable()
+        gc.unfreeze()
+    assert conductor is not None and client is not None and backstage is not None
+    r = conductor.results
+    events: list[GcEvent] = [*gcs.events, *backstage.gc_events]
+    if isinstance(backstage, ProcessBackstage):
+        names.update({e[3]: "backstage process" for e in backstage.gc_events})
+    costs = submit_cost(cfg, texts, (0, 1000, 4000) if s.quick else (0, 1000, 4000, 10000), 30)
+    journal_ms = journal_cost(200)
+
+    print_header(s, ctx_info, client.info, nofile, r, port, backstage.label, frozen)
+    if r.error:
+        print(f"  NOTE: the run stopped early ({r.error}); the figures below cover what ran")
+    v = Verdicts()
+    report_connections(s, r, v)
+    report_pushes(r, backstage.timings, v)
+    report_prompts(r, v)
+    report_offline(costs, journal_ms)
+    # Only the show's own process's collections can hold up its frames.
+    held = report_frames(log, phases, gcs.events, names, uploads, v)
+    report_gc(events, phases, names)
+    busy = report_cpu(phases)
+    print()
+    if busy:
+        print(f"  WARNING: other processes took more than {OTHERS_LIMIT:g}% of a core during: {', '.join(busy)}.")
+        if "idle" in busy:
+            print("  The baseline itself was measured under that outside load, so every frame ratio is suspect,")
+            print("  an 'ok' as much as a 'MISS'. Rerun on a quiet machine ('idle again' shows the drift).")
+        else:
+            print("  Phases measured under different outside load do not compare; rerun on a quiet machine before")
+            print("  trusting those rows ('idle again' shows how far the baseline drifted).")
+    where = "in a process of its own" if s.placement == "process" else "as a thread in the same process"
+    if held:
+        print(f"  The show held its frame time under audience load with the backstage {where}.")
+    elif held is not None and s.placement == "thread":
+        print(f"  The show did NOT hold its frame time under audience load with the backstage {where}")
+        print("  (the MISS rows under 4). The backstage thread and the render thread share one GIL: moderngl keeps it")
+        print("  while it waits for the GL, so the backstage gets the gaps between frames, and each of its full GC")
+        print("  passes (every object of every connection) stops the show for its whole length. The backstage in")
+        print("  its own process is the remedy to evaluate: run again with --backstage process.")
+    elif held is not None:
+        print(f"  The show did NOT hold its frame time under audience load with the backstage {where}")
+        print("  (the MISS rows under 4): no GIL or GC stalls cross the process boundary, but on this machine the")
+        print("  backstage process, the load client and llvmpipe's threads share the same cores (see the CPU table).")
+    print(f"\n{sum(v.met)} of {len(v.met)} targets met (figures are reported, never asserted)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    # SIGTERM takes the same way out as Ctrl-C: every finally block runs, the children are stopped.
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        run(settings)
+    except SetupError as err:
+        print(f"cannot run the audience benchmark: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: load client stopped, sockets closed", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
