@@ -39,6 +39,7 @@ from engine.store import Journal, PromptState
 log = logging.getLogger(__name__)
 
 HUD_REFRESH_S = 0.25
+POSITION_FLUSH_S = 0.25
 RESUME_LIMIT = 5000  # prompts of this show read back after a restart
 DEMO_PROMPTS = (
     "aurora over a frozen lake", "neon city in the rain", "a forest of glowing mushrooms", "desert dunes at dusk",
@@ -131,6 +132,7 @@ class Backstage:
             self._ready.set()
             return
         tasks = [asyncio.create_task(self._hud_painter(), name="hud"),
+                 asyncio.create_task(self._flush_positions(), name="positions"),
                  asyncio.create_task(self._demo_source(), name="demo")]
         poll = getattr(self.generators[0] if self.generators else None, "poll_balance", None)
         if poll is not None and self.cfg.stability.balance_interval > 0:
@@ -271,6 +273,13 @@ class Backstage:
         log.warning("%s", message)
 
     # --- the show's helpers ---------------------------------------------------------------
+    async def _flush_positions(self) -> None:
+        """Queue positions that changed because others joined the line, a few times a second."""
+        while True:
+            await asyncio.sleep(POSITION_FLUSH_S)
+            if self.audience is not None:
+                self._deliver(self.audience.flush_positions())
+
     async def _hud_painter(self) -> None:
         """Paint the HUD from the show's snapshot a few times a second, while it is shown."""
         loop = asyncio.get_running_loop()

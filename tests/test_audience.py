@@ -169,3 +169,30 @@ def test_statuses_for_a_client_rebuild_the_page() -> None:
     statuses = a.statuses_for("a")
     assert [s.state for s in statuses] == [State.DONE, State.QUEUED]
     assert statuses[0].image_urls == ("/images/x.png",)
+
+
+def test_new_prompt_position_matches_the_full_round_robin_order() -> None:
+    """The fast per-phone count gives the same place in line as the full order, in any mix."""
+    import random
+
+    rng = random.Random(3)
+    a = audience(Clock(), cooldown=0.0, burst=50, max_pending_per_client=50, max_queue=1000, similarity=1.0)
+    for i in range(150):
+        client = f"c{rng.randrange(12)}"
+        out = a.submit(client, client, f"prompt {i} {rng.random()}")
+        status = last_state(out, client)
+        assert status.position == a.positions()[status.id]
+        if rng.random() < 0.2:
+            a.next_prompt()
+
+
+def test_others_hear_their_new_position_at_the_next_flush() -> None:
+    """A newcomer can go ahead of a phone's second prompt; that phone is told at the flush."""
+    a = audience(Clock(), cooldown=0.0)
+    a.submit("a", "1", "first")
+    second = last_state(a.submit("a", "1", "second one"))
+    assert second.position == 2
+    a.submit("b", "2", "newcomer")
+    moved = dict((s.id, s.position) for _c, s in a.flush_positions())
+    assert moved == {second.id: 3}
+    assert a.flush_positions() == []

@@ -110,6 +110,7 @@ class Audience:
         self._history: dict[str, deque[str]] = {}
         self.banned: set[str] = set()
         self._told: dict[str, int] = {}  # prompt → the position its phone was last sent
+        self._positions_dirty = False
 
     # --- intake -----------------------------------------------------------------
     def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> Outbox:
@@ -127,10 +128,38 @@ class Audience:
         self._recent.setdefault(client_id, deque(maxlen=RECENT_PER_CLIENT)).append(dupe_key(text))
         prompt.needs_approval = self.cfg.moderation == "approve"
         self._queues.setdefault(client_id, deque()).append(prompt.id)
-        status = self.status_of(prompt.id)
-        if status.position is not None:
-            self._told[prompt.id] = status.position
-        return [(client_id, status), *self._position_updates(exclude={prompt.id})]
+        self._positions_dirty = True  # others may have moved: flush_positions() tells them, batched
+        position = None if prompt.needs_approval else self._new_position(client_id)
+        if position is not None:
+            self._told[prompt.id] = position
+        return [(client_id, prompt.status(position))]
+
+    def _new_position(self, client_id: str) -> int | None:
+        """The place in line of ``client_id``'s newest prompt, counted per phone, not per prompt.
+
+        Round-robin: it is served in round k (its phone's k-th waiting prompt), after every phone's
+        prompts of earlier rounds and after the phones ahead of it in turn order that also have a
+        round-k prompt. With prompts awaiting approval in line the full order is counted instead.
+        """
+        if any(p.needs_approval for q in self._queues.values() for p in (self.prompts[i] for i in q)):
+            return self.positions().get(self._queues[client_id][-1])
+        k = len(self._queues[client_id]) - 1
+        ahead = 0
+        before = True
+        for cid, q in self._queues.items():
+            ahead += min(len(q), k)
+            if cid == client_id:
+                before = False
+            elif before and len(q) > k:
+                ahead += 1
+        return ahead + 1
+
+    def flush_positions(self) -> Outbox:
+        """Position changes since the last flush (called a few times a second, not per prompt)."""
+        if not self._positions_dirty:
+            return []
+        self._positions_dirty = False
+        return self._position_updates()
 
     def _screen(self, prompt: Prompt, now: float) -> tuple[str | None, float | None]:
         cid = prompt.client_id
