@@ -13,6 +13,7 @@ from types import FrameType
 
 import segno
 
+from engine.audio.live import LiveAudio
 from engine.backstage import Backstage
 from engine.show_options import ShowOptions
 from engine.store import Journal
@@ -44,7 +45,9 @@ def run(opts: ShowOptions, headless: bool) -> None:
     opts.request_image = backstage.request_image
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher = None
+    opts.live = LiveAudio(opts.cfg.audio)
     try:
+        opts.live.start()
         backstage.start()
         if opts.cfg.shaders.hot_reload:
             from engine.shaders.watch import ShaderWatcher
@@ -69,6 +72,7 @@ def run(opts: ShowOptions, headless: bool) -> None:
     finally:
         if watcher is not None:
             watcher.stop()
+        opts.live.stop()
         backstage.stop()
         journal.close()
         for s, handler in previous.items():

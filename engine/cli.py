@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m engine",
         description="Stagecraft: real-time visuals for live shows.",
-        epilog="Also: python -m engine check-shaders PATH...  (parse, compile and draw each shader once)",
+        epilog="Also: python -m engine check-shaders PATH...  (parse, compile and draw each shader once); "
+               "python -m engine devices  (list sound inputs); python -m engine beats FILE [--bpm]",
     )
     p.add_argument("--version", action="version", version=f"stagecraft {__version__}")
     p.add_argument("--config", type=Path, help="config file (default ./config.toml)")
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", choices=["auto", "stability", "procedural"],
                    help="image backend (auto: Stability when a key is set, else procedural)")
     p.add_argument("--output", metavar="DIR", help="output folder for images and the journal")
+    p.add_argument("--audio", metavar="DEVICE", help='sound input: "default", an index or part of a name')
+    p.add_argument("--audio-file", metavar="FILE", help="play a WAV/FLAC/OGG file as the sound input (rehearsal)")
     p.add_argument("--stability-mock", action="store_true",
                    help="rehearse against a loopback mock of the Stability API (no key, no network)")
     p.add_argument("--mock-latency", type=float, default=2.0, metavar="S",
@@ -95,6 +98,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "server.port": args.port,
         "generation.backend": args.generator,
         "store.output_dir": args.output,
+        "audio.device": args.audio,
+        "audio.file": args.audio_file,
         "show.fit": args.fit,
         "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
         "shaders.transition": args.transition,
@@ -127,6 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.shaders.check import run as check_shaders
 
         return check_shaders(argv[1:])
+    if argv and argv[0] == "devices":
+        from engine.audio.input import list_devices
+
+        print(list_devices())
+        return EXIT_OK
+    if argv and argv[0] == "beats":
+        setup_logging("warning")
+        from engine.audio.beats_cli import main as beats
+
+        return beats(argv[1:])
     setup_logging("info")
     try:
         args = build_parser().parse_args(argv)

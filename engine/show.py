@@ -85,6 +85,7 @@ class ShowSnapshot:
     effects: tuple[str, ...] = ()
     transition: str = "crossfade"
     shader_errors: tuple[str, ...] = ()
+    audio: str = "no audio"
 
 
 @dataclass(frozen=True)

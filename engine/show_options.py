@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.audio.live import LiveAudio
 from engine.config import Config
 from engine.render.show_loop import Inbox, StateBoard
 
@@ -19,5 +20,6 @@ class ShowOptions:
     inbox: Inbox = field(default_factory=Inbox)
     board: StateBoard = field(default_factory=StateBoard)
     request_image: Callable[[], None] = lambda: None
+    live: LiveAudio | None = None
     frames: int | None = None
     snapshot: Path | None = None

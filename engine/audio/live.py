@@ -13,12 +13,15 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.audio.analysis import Analyzer, Features
 from engine.audio.input import AudioStatus, AudioThread, DeviceLayer
 from engine.config import AudioConfig
+
+if TYPE_CHECKING:  # the analyzer is loaded by the audio thread, on its first block
+    from engine.audio.analysis import Analyzer, Features
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,8 @@ class LiveAudio:
     # --- the audio thread -------------------------------------------------------------------
     def _consume(self, block: np.ndarray, rate: int) -> None:
         if self._analyzer is None or rate != self._rate:
+            from engine.audio.analysis import Analyzer
+
             channels = block.shape[1] if block.ndim == 2 else 1
             self._analyzer = Analyzer(rate, channels, latency=self.cfg.latency)
             self._rate = rate

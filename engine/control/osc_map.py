@@ -71,7 +71,7 @@ def command_for(address: str, args: Sequence[object]) -> Command:
     if head == "param" and len(rest) == 2:
         if not args:
             raise OscError(f"{address}: expected a value")
-        values = [_number(address, [a]) for a in args]
-        value: float | tuple[float, ...] = values[0] if len(values) == 1 else tuple(v or 0.0 for v in values)
+        values = [_number(address, [a]) or 0.0 for a in args]
+        value: float | tuple[float, ...] = values[0] if len(values) == 1 else tuple(values)
         return Command(Action.PARAM, value, name=rest[0], key=rest[1], source=src)
     raise OscError(f"{address}: unknown address (see docs/osc.md)")

@@ -23,7 +23,7 @@ def run_headless(opts: ShowOptions, stop: threading.Event) -> None:
     ctx = standalone_context()
     size = opts.size
     fb = ctx.framebuffer(color_attachments=[ctx.texture(size, 4)])
-    show = ShowLoop(ctx, opts.cfg, size, opts.inbox, opts.join_url, opts.board, opts.request_image)
+    show = ShowLoop(ctx, opts.cfg, size, opts.inbox, opts.join_url, opts.board, opts.request_image, opts.live)
     pacer = FramePacer(opts.fps)
     log.info("headless: %dx%d on %s, %s", *size, ctx.info["GL_RENDERER"],
              f"{opts.fps:g} fps" if opts.fps > 0 else "unpaced")

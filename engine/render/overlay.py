@@ -81,6 +81,7 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
         f"queue {s.queue_len}   on screen {s.current_id or 'idle'}   {w}x{h}"
         + ("   BLACKOUT" if s.blackout else ""),
         f"fx {' > '.join(s.effects) or 'none'}   transition {s.transition}   join {join_url}",
+        f"audio: {s.audio}",
     ]
     lines += [f"! {e}" for e in s.shader_errors[:2]]
     lines += [f"! {e}" for e in s.errors[-2:]]
@@ -91,7 +92,7 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
 class HudLayout:
     width: int = 760
     font_px: int = 18
-    lines: int = 6
+    lines: int = 7
 
     @property
     def height(self) -> int:

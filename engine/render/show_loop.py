@@ -23,6 +23,7 @@ from pathlib import Path
 import moderngl
 import numpy as np
 
+from engine.audio.live import LiveAudio
 from engine.commands import Action, Command, toggled
 from engine.config import Config
 from engine.errors import EngineError
@@ -33,7 +34,7 @@ from engine.shaders import chain
 from engine.shaders.library import ShaderInfo, ShaderLibrary
 from engine.shaders.params import ParamError
 from engine.shaders.program import AudioUniforms, FrameInputs, SharedTextures, date_uniform
-from engine.show import Director, FramePlan, ShowImage, ShowSnapshot
+from engine.show import BeatInfo, Director, FramePlan, ShowImage, ShowSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +89,22 @@ class ShowLoop:
         join_url: str,
         board: StateBoard | None = None,
         request_image: Callable[[], None] = lambda: None,
+        live: LiveAudio | None = None,
     ) -> None:
         self.ctx = ctx
         self.cfg = cfg
         self.inbox = inbox
         self.board = board or StateBoard()
         self.request_image = request_image
+        self.live = live
         self.join_url = join_url
         self.errors: deque[str] = deque(maxlen=4)
         self.slots = TextureSlots(ctx, cfg.render.max_image_size, cfg.render.image_slots)
         self.uploader = Uploader(self.slots, int(cfg.render.upload_mb_per_frame * (1 << 20)))
         # Ready images wait in slots: keep two free for current and incoming.
         self.director = Director(
-            cfg.show.transition, cfg.show.hold, cfg.show.blackout_fade, max_ready=cfg.render.image_slots - 3
+            cfg.show.transition, cfg.show.hold, cfg.show.blackout_fade, max_ready=cfg.render.image_slots - 3,
+            transition_on=cfg.show.transition_on, every=cfg.show.transition_beats,
         )
         self.shared = SharedTextures(ctx)
         self.library = ShaderLibrary(ctx, Path(cfg.shaders.dir), self.shared)
@@ -122,6 +126,9 @@ class ShowLoop:
         self._stats_at = -1.0
         self._last_failure = ""
         self.audio = AudioUniforms()  # the audio thread's latest features (silence until it runs)
+        self.audio_line = "no audio"
+        self._heard_features: object = None
+        self._beats_seen = 0
         self._t0: float | None = None
         self._prev: float | None = None
         self._catalog_generation = -1
@@ -165,8 +172,9 @@ class ShowLoop:
         self._reload_shaders()
         self._feed_upload()
         self._take_hud()
+        beat = self._listen()
         cpu2 = time.thread_time()
-        plan = self.director.update(now)
+        plan = self.director.update(now, beat)
         for layer in plan.retired:
             self.slots.release(layer.slot)
         self.last_plan = plan
@@ -188,6 +196,27 @@ class ShowLoop:
         cpu5 = time.thread_time()
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
+
+    def _listen(self) -> BeatInfo | None:
+        """The audio thread's latest: shader uniforms, the audio textures, and the beat for the director."""
+        if self.live is None:
+            return None
+        heard = self.live.latest()
+        status = heard.status
+        f = heard.features
+        if f is None:
+            self.audio_line = status.detail
+            return None
+        if f is not self._heard_features:
+            self._heard_features = f
+            self.audio = f.to_uniforms()
+            self.shared.write_audio(f.waveform, f.spectrum)
+        bpm = heard.locked_bpm or f.bpm
+        tempo = f"{bpm:.1f} bpm" + (" (locked)" if heard.locked_bpm else f" ({f.confidence:.0%})") if bpm else "no beat"
+        self.audio_line = f"{status.detail if status.ok else status.detail or 'no audio'}   {tempo}"
+        beat = BeatInfo(heard.beats > self._beats_seen, heard.beats, f.bar_beat, 60.0 / bpm if bpm > 0 else 0.0)
+        self._beats_seen = heard.beats
+        return beat
 
     def _frame_inputs(self, now: float) -> FrameInputs:
         # Shaders get time since the show started: float32 loses precision on large clock values.
@@ -227,12 +256,28 @@ class ShowLoop:
             if on != self.director.blackout_on:
                 log.info("blackout %s", "on" if on else "off")
             self.director.set_blackout(on, now)
+        elif cmd.action in (Action.TAP, Action.BPM, Action.NUDGE, Action.RESYNC):
+            self._tempo(cmd)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
                 self.compositor.set_hud(None)
         else:
             self._apply_shader_command(cmd)
+
+    def _tempo(self, cmd: Command) -> None:
+        if self.live is None:
+            self.report("tempo commands need the audio engine (it is not running)")
+            return
+        value = cmd.value if isinstance(cmd.value, int | float) else None
+        if cmd.action is Action.TAP:
+            self.live.tap()
+        elif cmd.action is Action.BPM:
+            self.live.lock_bpm(value)
+        elif cmd.action is Action.NUDGE:
+            self.live.nudge(value or 0.0)
+        else:
+            self.live.resync()
 
     def _apply_shader_command(self, cmd: Command) -> None:
         comp, lib = self.compositor, self.library
@@ -352,6 +397,7 @@ class ShowLoop:
                 effects=tuple(self.compositor.effects),
                 transition=self.compositor.transition,
                 shader_errors=tuple(str(e) for e in self.library.errors()),
+                audio=self.audio_line,
             )
         )
 

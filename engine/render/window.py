@@ -80,7 +80,7 @@ def run_window(opts: ShowOptions, stop: threading.Event) -> None:
     win.set_mouse_visible(not win.fullscreen)
     ctx = moderngl.create_context(require=330)
     show = ShowLoop(ctx, opts.cfg, win.get_framebuffer_size(), opts.inbox, opts.join_url, opts.board,
-                    opts.request_image)
+                    opts.request_image, opts.live)
     show.fullscreen = win.fullscreen
     # With vsync the display paces the loop; the cap sits 2% above the asked rate so
     # it never makes a frame miss a vblank on a display running a hair fast.
