@@ -24,6 +24,8 @@ lint:
 bench:
 	scripts/setup.sh run
 	$(PY) bench/render.py
+	$(PY) bench/generation.py
+	$(PY) bench/hot_reload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -116,7 +116,9 @@ class LiveAudio:
         self._heard = Heard(features, self._beats, self.thread.status, self._locked)
 
     def _audio_time_of(self, wall: float) -> float:
-        return self._audio_time - (self._wall - wall)
+        """Stream time (what the room heard) at a wall-clock moment: the analysed audio runs
+        ``latency`` behind the room."""
+        return self._audio_time + self.cfg.latency - (self._wall - wall)
 
     def _apply_commands(self, analyzer: Analyzer) -> None:
         while True:
