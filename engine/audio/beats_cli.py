@@ -12,6 +12,7 @@ Exit codes: 0 done; 2 a usage error or an unreadable file, with one line on stde
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -61,19 +62,28 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     except (OSError, RuntimeError, soundfile.LibsndfileError) as err:
         print(f"error: cannot read {args.file}: {err}", file=sys.stderr)
         return EXIT_USAGE
-    with source:
-        analyzer = Analyzer(source.samplerate, source.channels, latency=args.latency)
-        next_report = 1.0
-        while True:
-            block = source.read(args.block, dtype="float32", always_2d=True)
-            if not len(block):
-                break
-            features = analyzer.process(block)
-            if args.bpm:
-                while features.time >= next_report:
-                    print(f"{next_report:.0f} {features.bpm:.1f} {features.confidence:.2f}", file=out)
-                    next_report += 1.0
-            else:
-                for t in features.beat_times:
-                    print(f"{t:.3f}", file=out)
+    try:
+        with source:
+            _run(source, args, out)
+    except BrokenPipeError:  # `... | head`: the reader has had enough, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return EXIT_OK
+
+
+def _run(source: Any, args: argparse.Namespace, out: TextIO) -> None:
+    """Feed the file to the live analyzer block by block and print what it fires, as it fires it."""
+    analyzer = Analyzer(source.samplerate, source.channels, latency=args.latency)
+    next_report = 1.0
+    while True:
+        block = source.read(args.block, dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        features = analyzer.process(block)
+        if args.bpm:
+            while features.time >= next_report:
+                print(f"{next_report:.0f} {features.bpm:.1f} {features.confidence:.2f}", file=out)
+                next_report += 1.0
+        else:
+            for t in features.beat_times:
+                print(f"{t:.3f}", file=out)
