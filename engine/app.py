@@ -41,11 +41,11 @@ def run(opts: ShowOptions, headless: bool) -> None:
 
     journal = Journal.open(Path(opts.cfg.store.output_dir))
     log.info("show journal and images in %s", journal.folder)
-    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal)
+    opts.live = LiveAudio(opts.cfg.audio)
+    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal, live=opts.live)
     opts.request_image = backstage.request_image
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher = None
-    opts.live = LiveAudio(opts.cfg.audio)
     try:
         opts.live.start()
         backstage.start()

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from engine.audio.live import LiveAudio
 from engine.config import Config
 from engine.errors import EngineError
 from engine.gen.backends import make_generators
@@ -53,13 +54,14 @@ class BackstageError(EngineError):
 
 class Backstage:
     def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str = "",
-                 journal: Journal | None = None, serve: bool = True) -> None:
+                 journal: Journal | None = None, serve: bool = True, live: LiveAudio | None = None) -> None:
         self.cfg = cfg
         self.inbox = inbox
         self.board = board
         self.join_url = join_url
         self.journal = journal
         self.serve = serve
+        self.live = live
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -134,6 +136,10 @@ class Backstage:
         tasks = [asyncio.create_task(self._hud_painter(), name="hud"),
                  asyncio.create_task(self._flush_positions(), name="positions"),
                  asyncio.create_task(self._demo_source(), name="demo")]
+        if self.cfg.audio.link and self.live is not None:
+            from engine.audio.link import follow_link
+
+            tasks.append(asyncio.create_task(follow_link(self.live), name="link"))
         poll = getattr(self.generators[0] if self.generators else None, "poll_balance", None)
         if poll is not None and self.cfg.stability.balance_interval > 0:
             tasks.append(asyncio.create_task(poll(), name="credits"))

@@ -177,6 +177,7 @@ class AudioConfig:
     channels: int = knob(2, min=1, max=32, doc="input channels (mixed to mono for analysis)")
     blocksize: int = knob(512, min=64, max=8192, doc="frames per block from the device")
     latency: float = knob(0.0, min=0.0, max=1.0, doc="seconds from the room to the analysis; beats fire that early")
+    link: bool = knob(False, doc="follow an Ableton Link session's tempo and beat (multicasts on the network)")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ PYTHON="${PYTHON:-python3}"
 VENV=".venv"
 
 run_pkgs=(libgl1 libegl1 libportaudio2)
-test_pkgs=(xvfb xauth xdotool chromium)
+test_pkgs=(xvfb xauth xdotool chromium iproute2)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

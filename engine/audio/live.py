@@ -94,8 +94,9 @@ class LiveAudio:
     def nudge(self, seconds: float) -> None:
         self._commands.put(("nudge", seconds))
 
-    def resync(self) -> None:
-        self._commands.put(("resync", self.clock()))
+    def resync(self, at: float | None = None) -> None:
+        """The beat is now (or was at wall time ``at``)."""
+        self._commands.put(("resync", self.clock() if at is None else at))
 
     # --- the audio thread -------------------------------------------------------------------
     def _consume(self, block: np.ndarray, rate: int) -> None:
