@@ -12,11 +12,12 @@ disappears and returns without any sound hardware.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -168,20 +169,27 @@ class AudioThread:
             self.status = AudioStatus("none", False, "no audio (audio thread failed)")
 
     # --- sources ------------------------------------------------------------------------
-    def _silence(self, until: Callable[[], bool], seconds: float | None = None) -> None:
-        """Silent blocks in real time: the beat clock (tap tempo, manual bpm) keeps running."""
-        period = self.blocksize / self.samplerate
-        zeros = np.zeros((self.blocksize, self.channels), np.float32)
-        end = None if seconds is None else self.clock() + seconds
+    def _paced(self, blocks: Iterator[np.ndarray], rate: int, until: Callable[[], bool]) -> None:
+        """Hand blocks to the consumer at the sound card's pace; after a long stall, carry on from now."""
+        period = self.blocksize / rate
         next_at = self.clock()
-        while not until() and (end is None or self.clock() < end):
-            self.consumer(zeros, self.samplerate)
+        for block in blocks:
+            if until():
+                return
+            self.consumer(block, rate)
             next_at += period
             delay = next_at - self.clock()
             if delay > 0:
                 self.sleep(delay)
             elif delay < -1.0:
                 next_at = self.clock()
+
+    def _silence(self, until: Callable[[], bool], seconds: float | None = None) -> None:
+        """Silent blocks in real time: the beat clock (tap tempo, manual bpm) keeps running."""
+        zeros = np.zeros((self.blocksize, self.channels), np.float32)
+        end = None if seconds is None else self.clock() + seconds
+        self._paced(itertools.repeat(zeros), self.samplerate,
+                    lambda: until() or (end is not None and self.clock() >= end))
 
     def _live(self) -> None:
         while not self._stop.is_set():
@@ -230,21 +238,17 @@ class AudioThread:
         self.samplerate = int(rate)
         self.status = AudioStatus("file", True, path.name)
         log.info("audio: playing %s as the input (%d Hz, %d ch, looping)", path.name, rate, data.shape[1])
-        period = self.blocksize / rate
-        next_at = self.clock()
-        pos = 0
-        while not self._stop.is_set():
-            block = data[pos : pos + self.blocksize]
-            pos += self.blocksize
-            if pos >= len(data):
-                pos = 0
-            self.consumer(block, int(rate))
-            next_at += period
-            delay = next_at - self.clock()
-            if delay > 0:
-                self.sleep(delay)
-            elif delay < -1.0:
-                next_at = self.clock()
+        self._paced(_looped(data, self.blocksize), int(rate), self._stop.is_set)
+
+
+def _looped(data: np.ndarray, blocksize: int) -> Iterator[np.ndarray]:
+    """A recording as endless blocks, starting over at the end."""
+    pos = 0
+    while True:
+        yield data[pos : pos + blocksize]
+        pos += blocksize
+        if pos >= len(data):
+            pos = 0
 
 
 def list_devices(layer: DeviceLayer | None = None) -> str:
