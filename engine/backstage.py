@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.audio.live import LiveAudio
 from engine.config import Config
+from engine.control.osc_server import OscControl
 from engine.errors import EngineError
 from engine.gen.backends import make_generators
 from engine.gen.base import GenerationRequest, Generator
@@ -62,6 +63,7 @@ class Backstage:
         self.journal = journal
         self.serve = serve
         self.live = live
+        self.osc: OscControl | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -136,6 +138,8 @@ class Backstage:
         tasks = [asyncio.create_task(self._hud_painter(), name="hud"),
                  asyncio.create_task(self._flush_positions(), name="positions"),
                  asyncio.create_task(self._demo_source(), name="demo")]
+        if self.osc is not None:
+            tasks.append(asyncio.create_task(self.osc.run_feed(), name="osc-out"))
         if self.cfg.audio.link and self.live is not None:
             from engine.audio.link import follow_link
 
@@ -150,6 +154,8 @@ class Backstage:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.osc is not None:
+            self.osc.stop()
         if self.server is not None:
             await self.server.stop()
         if self.generators is not None:
@@ -180,6 +186,14 @@ class Backstage:
                 "is another engine running? pick another with --port") from err
         self.port = self.server.port
         log.info("audience server on %s:%d", cfg.server.host, self.port)
+        if cfg.osc.enabled:
+            from engine.control.osc_server import OscControl
+
+            try:
+                self.osc = OscControl(cfg.osc, self.inbox.commands, self.board, self.live)
+                await self.osc.start()
+            except (OSError, ValueError) as err:
+                raise BackstageError(f"OSC: cannot listen on {cfg.osc.host}:{cfg.osc.port} ({err})") from err
 
     # --- the VJ's moderation operations (thread-safe; the control page will call these) -----
     def approve(self, prompt_id: str) -> None:

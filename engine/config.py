@@ -181,6 +181,14 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class OscConfig:
+    enabled: bool = knob(False, doc="listen for OSC control messages (docs/osc.md)")
+    host: str = knob("127.0.0.1", doc="address the OSC listener binds; 0.0.0.0 for controllers on the LAN")
+    port: int = knob(9000, min=1, max=65535, doc="OSC listening port (UDP)")
+    target: str = knob("", doc='send beats and state to "host:port"; empty: send nothing')
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: LogLevel = knob("info", doc="log verbosity")
 
@@ -199,6 +207,7 @@ class Config:
     audience: AudienceConfig = field(default_factory=AudienceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

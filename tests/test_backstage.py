@@ -134,3 +134,23 @@ def test_stop_ends_the_thread(journal: Journal) -> None:
 def test_request_before_start_is_harmless() -> None:
     """A key press before the loop exists is ignored, not a crash."""
     backstage(None).request_image()
+
+
+def test_osc_reaches_the_show_inbox(journal: Journal) -> None:
+    """With [osc] enabled, a controller's message arrives in the show's command queue."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from engine.commands import Action
+
+    b = backstage(journal, {"osc.enabled": True, "osc.port": free_port()})
+    b.start()
+    try:
+        assert b.osc is not None
+        client = SimpleUDPClient("127.0.0.1", b.osc.port)
+        try:
+            client.send_message("/engine/next", [])
+        finally:
+            client.close()
+        assert b.inbox.commands.get(timeout=5).action is Action.NEXT
+    finally:
+        b.stop()
