@@ -21,18 +21,6 @@ uniform float audioBass;
 const int GLOW_TAPS = 12;
 const float GOLDEN_ANGLE = 2.39996323;
 
-// Integer hash of the pixel position, 0..1.
-float pixelHash(vec2 p) {
-    uvec2 q = uvec2(ivec2(p) + 32768);
-    uint h = q.x * 1664525u + q.y * 22695477u;
-    h ^= h >> 15;
-    h *= 0x2c1b3c6du;
-    h ^= h >> 12;
-    h *= 0x297a2d39u;
-    h ^= h >> 15;
-    return float(h >> 8) / 16777216.0;
-}
-
 float lumaOf(vec3 c) { return dot(c, vec3(0.2126, 0.7152, 0.0722)); }
 
 // Keeps everything below 0.8 untouched and rolls highlights off smoothly towards 1.
@@ -52,8 +40,9 @@ void main() {
 
     // Radius in pixels follows the screen height, so the look is the same at any resolution.
     float rad = radius * (0.026 + 0.006 * beat + 0.006 * breathe * slow) * RENDERSIZE.y;
-    // Per-pixel stratified jitter along the tap spiral turns sampling ghosts into a very fine, even grain.
-    float jitter = pixelHash(gl_FragCoord.xy);
+    // Per-pixel jitter along the tap spiral turns sampling ghosts into a fine, even texture; interleaved
+    // gradient noise spreads it more evenly than a hash, which matters at a low tap count.
+    float jitter = fract(52.9829189 * fract(dot(gl_FragCoord.xy, vec2(0.06711056, 0.00583715))));
     vec2 px = 1.0 / RENDERSIZE;
     float knee = max(1.0 - threshold, 0.05);
 
