@@ -126,9 +126,6 @@ def setup_logging(level: str) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
-SUBCOMMANDS = ("check-shaders",)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check-shaders":

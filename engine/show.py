@@ -98,11 +98,6 @@ class BeatInfo:
     period: float  # seconds per beat; 0 when there is no confident tempo
 
 
-def smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * (3.0 - 2.0 * x)
-
-
 class Director:
     """Hold, transition and blackout rules.
 

@@ -21,7 +21,7 @@ from PIL import Image
 from engine.errors import ShaderError
 from engine.render.gl import driver_line
 from engine.shaders.expr import ExprError, evaluate
-from engine.shaders.isf import Dialect, InputType, Pass, ShaderSource, Value
+from engine.shaders.isf import InputType, Pass, ShaderSource, Value
 from engine.shaders.translate import Translated, glsl_name, translate
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,3 @@ class IsfProgram:
             self.vao.release()
         if getattr(self, "prog", None) is not None:
             self.prog.release()
-
-    @property
-    def is_gl_transition(self) -> bool:
-        return self.src.dialect is Dialect.GL_TRANSITION

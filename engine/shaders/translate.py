@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.shaders.isf import GLSL_TYPE, Dialect, Kind, ShaderSource
+from engine.shaders.isf import GLSL_TYPE, Dialect, ShaderSource
 
 # name → GLSL type; set by the engine every frame.
 ENGINE_UNIFORMS: dict[str, str] = {
@@ -185,8 +185,3 @@ def translate(src: ShaderSource) -> Translated:
     else:
         vert.append("void main() { isf_vertShaderInit(); }")
     return Translated(vertex="\n".join(vert) + "\n", fragment="\n".join(frag) + "\n")
-
-
-def is_effect_like(src: ShaderSource) -> bool:
-    """Effects and generators both go in the effect chain."""
-    return src.kind in (Kind.EFFECT, Kind.GENERATOR)
