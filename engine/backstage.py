@@ -238,15 +238,18 @@ class Backstage:
 
     # --- wiring -------------------------------------------------------------------------
     def _on_submit(self, outbox: Outbox) -> None:
-        """Accepted prompts are journaled before the phone hears they were accepted."""
+        """Accepted prompts are journaled before the phone hears they were accepted.
+
+        ``Audience.submit`` answers with the new prompt's status alone (others' moves are flushed
+        later), so a queued status here is always a prompt the journal has not seen.
+        """
         assert self.audience is not None
         for _client, status in outbox:
             prompt = self.audience.prompts.get(status.id)
             if prompt is not None and status.state is State.QUEUED and self.journal is not None:
                 try:
-                    if self.journal.prompt(prompt.id) is None:
-                        self.journal.record_prompt(prompt.id, prompt.client_id, prompt.text,
-                                                   {"moderation": self.cfg.audience.moderation})
+                    self.journal.record_prompt(prompt.id, prompt.client_id, prompt.text,
+                                               {"moderation": self.cfg.audience.moderation})
                 except EngineError as err:
                     self._report(f"journal: {err}")
         if self.pipeline is not None:

@@ -139,9 +139,10 @@ class Audience:
 
         Round-robin: it is served in round k (its phone's k-th waiting prompt), after every phone's
         prompts of earlier rounds and after the phones ahead of it in turn order that also have a
-        round-k prompt. With prompts awaiting approval in line the full order is counted instead.
+        round-k prompt. Only prompts awaiting approval are left out of the line, and those exist
+        only in ``approve`` mode: there the full order is counted instead.
         """
-        if any(p.needs_approval for q in self._queues.values() for p in (self.prompts[i] for i in q)):
+        if self.cfg.moderation == "approve":
             return self.positions().get(self._queues[client_id][-1])
         k = len(self._queues[client_id]) - 1
         ahead = 0

@@ -184,7 +184,7 @@ class Compositor:
         for name in self.effects[:MAX_EFFECTS]:
             entry = self.library.get(name)
             if entry is not None and entry.program is not None:
-                out.append((entry.program, dict(entry.params.frame_values())))
+                out.append((entry.program, entry.params.frame_values()))
         return out
 
     def render(self, plan: FramePlan, t: float, target: moderngl.Framebuffer,
@@ -238,7 +238,7 @@ class Compositor:
         if program is None or entry is None:
             self.crossfade.render(out, self.size, frame, {}, layers=(src, dst), extra={"progress": plan.progress})
             return
-        params = dict(entry.params.frame_values())
+        params = entry.params.frame_values()  # a fresh dict: progress can be added to it
         if program.src.dialect is Dialect.GL_TRANSITION:
             program.render(out, self.size, frame, params, layers=(src, dst), extra={"progress": plan.progress})
             return

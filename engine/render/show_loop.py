@@ -132,6 +132,8 @@ class ShowLoop:
         self._t0: float | None = None
         self._prev: float | None = None
         self._catalog_generation = -1
+        self._errors_generation = -1
+        self._errors_text: tuple[str, ...] = ()
         self._catalog_dirty = True
 
     def _choose_start_shaders(self, cfg: Config) -> None:
@@ -396,10 +398,17 @@ class ShowLoop:
                 errors=tuple(self.errors),
                 effects=tuple(self.compositor.effects),
                 transition=self.compositor.transition,
-                shader_errors=tuple(str(e) for e in self.library.errors()),
+                shader_errors=self._shader_errors(),
                 audio=self.audio_line,
             )
         )
+
+    def _shader_errors(self) -> tuple[str, ...]:
+        """The library's errors as text, rebuilt only when the library changed (not every frame)."""
+        if self._errors_generation != self.library.generation:
+            self._errors_generation = self.library.generation
+            self._errors_text = tuple(str(e) for e in self.library.errors())
+        return self._errors_text
 
     # --- output ---------------------------------------------------------------
     def capture(self, now: float) -> np.ndarray:
