@@ -262,7 +262,7 @@ class Backstage:
             return
         resumed = 0
         for rec in reversed(self.journal.prompts(limit=RESUME_LIMIT)):
-            state = State(rec.state.value)
+            state = rec.state
             if state is State.GENERATING:
                 state = State.QUEUED
                 self.journal.set_state(rec.id, PromptState.QUEUED)

@@ -51,7 +51,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -61,6 +60,7 @@ from PIL import Image
 
 from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
+from engine.net.protocol import FINAL_STATES, State
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +139,9 @@ class StoreError(EngineError):
     """The journal cannot be used (folder, database) or was called wrongly (unknown id, bad state)."""
 
 
-class PromptState(StrEnum):
-    QUEUED = "queued"
-    GENERATING = "generating"
-    SHOWING = "showing"
-    DONE = "done"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-
+# One vocabulary of prompt states for the wire and the journal (protocol.py is sans-I/O).
+PromptState = State
 ACTIVE_STATES = frozenset({PromptState.QUEUED, PromptState.GENERATING})  # what a restart must resume
-FINAL_STATES = frozenset({PromptState.DONE, PromptState.REJECTED, PromptState.FAILED})
 
 
 @dataclass(frozen=True)

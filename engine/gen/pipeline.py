@@ -232,7 +232,7 @@ class Pipeline:
 
     def _finish(self, prompt: Prompt, state: State, reason: str | None) -> None:
         self.deliver(self.audience.set_state(prompt.id, state, reason))
-        self._journal_state(prompt.id, PromptState(state.value), reason)
+        self._journal_state(prompt.id, state, reason)
 
     def _journal_state(self, prompt_id: str, state: PromptState, reason: str | None = None) -> None:
         if self.journal is None:
