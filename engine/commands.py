@@ -14,6 +14,7 @@ from enum import StrEnum
 class Action(StrEnum):
     NEXT = "next"  # skip the hold: bring the next image now
     BLACKOUT = "blackout"  # fade to black; value 1/0 sets it, none toggles
+    FREEZE = "freeze"  # hold the picture still (images, transitions, shader time); value 1/0 sets, none toggles
     HUD = "hud"  # show/hide the HUD; value 1/0 sets it, none toggles
     FULLSCREEN = "fullscreen"  # value 1/0 sets it, none toggles
     ESCAPE = "escape"  # leave fullscreen, or quit when windowed

@@ -78,6 +78,7 @@ class ShowSnapshot:
     incoming_id: str | None = None
     queue_len: int = 0
     blackout: bool = False
+    frozen: bool = False
     hud: bool = False
     fullscreen: bool = False
     size: tuple[int, int] = (0, 0)
@@ -166,7 +167,8 @@ class Director:
         return max(0.0, self._black_from - step)
 
     # --- the frame ----------------------------------------------------------
-    def update(self, now: float, beat: BeatInfo | None = None) -> FramePlan:
+    def update(self, now: float, beat: BeatInfo | None = None, wall: float | None = None) -> FramePlan:
+        """The plan at show time ``now``; the blackout fades on ``wall`` time, so it works while the show is frozen."""
         if self.incoming is not None and now - self._started_at >= self._duration:
             self._finish_transition(now)
         if self.incoming is None and self._ready and self._due(now) and self._on_cue(beat):
@@ -181,7 +183,8 @@ class Director:
             progress = min(1.0, max(0.0, (now - self._started_at) / self._duration))
         retired = tuple(self._retired)
         self._retired.clear()
-        return FramePlan(self.current, self.incoming, progress, self.blackout_level(now), retired)
+        return FramePlan(self.current, self.incoming, progress, self.blackout_level(now if wall is None else wall),
+                         retired)
 
     def _synced(self, beat: BeatInfo | None) -> bool:
         return self.transition_on != "time" and beat is not None and beat.period > 0

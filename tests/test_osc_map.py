@@ -14,6 +14,7 @@ from engine.control.osc_map import OscError, command_for
         ("/engine/next", [], Command(Action.NEXT, source="osc")),
         ("/engine/blackout", [1], Command(Action.BLACKOUT, 1.0, source="osc")),
         ("/engine/blackout", [], Command(Action.BLACKOUT, None, source="osc")),
+        ("/engine/freeze", [1], Command(Action.FREEZE, 1.0, source="osc")),
         ("/engine/tap", [], Command(Action.TAP, source="osc")),
         ("/engine/bpm", [128.0], Command(Action.BPM, 128.0, source="osc")),
         ("/engine/effect/1", ["kaleidoscope"], Command(Action.SET_EFFECT, name="kaleidoscope", slot=0, source="osc")),

@@ -11,7 +11,7 @@ import pytest
 from engine.commands import Action, Command
 from engine.config import Config
 from engine.render.show_loop import Inbox, ShowLoop
-from tests.fakes import RED, assert_color, make_config, pixels, solid, target
+from tests.fakes import BLUE, RED, assert_color, make_config, pixels, solid, target
 
 SIZE = (160, 90)
 
@@ -231,3 +231,36 @@ def test_capture_request_is_answered_between_frames(show: ShowLoop, inbox: Inbox
     inbox.images.put(solid(RED, (32, 32), "red"))
     show.frame(0.0, fb)
     assert wanted.result(timeout=1).shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_freeze_holds_the_picture_and_blackout_still_fades(show: ShowLoop, inbox: Inbox,
+                                                            fb: moderngl.Framebuffer) -> None:
+    """Frozen, a transition halfway stays halfway however long it lasts; the blackout still fades, and
+    unfreezing carries on from the same point rather than jumping ahead."""
+    inbox.images.put(solid(RED, (32, 32), "red"))
+    for t in (0.0, 0.05, 1.2, 1.3):
+        show.frame(t, fb)
+    inbox.images.put(solid(BLUE, (32, 32), "blue"))
+    inbox.commands.put(Command(Action.NEXT))
+    show.frame(1.4, fb)
+    show.frame(1.5, fb)  # the transition starts
+    show.frame(2.0, fb)  # halfway
+    halfway = pixels(fb).copy()
+    inbox.commands.put(Command(Action.FREEZE))
+    show.frame(2.0, fb)
+    show.frame(60.0, fb)
+    snap = show.board.read()
+    assert snap.frozen and snap.incoming_id == "blue"
+    assert np.abs(pixels(fb).astype(int) - halfway.astype(int)).max() <= 2
+    inbox.commands.put(Command(Action.BLACKOUT, 1.0))
+    show.frame(61.0, fb)
+    show.frame(70.0, fb)
+    assert_color(pixels(fb), (0, 0, 0))
+    inbox.commands.put(Command(Action.BLACKOUT, 0.0))
+    inbox.commands.put(Command(Action.FREEZE, 0.0))
+    show.frame(80.0, fb)
+    show.frame(80.1, fb)
+    snap = show.board.read()
+    assert not snap.frozen and snap.incoming_id == "blue"  # 0.6 s of the 1 s transition has run, not 78 s
+    show.frame(81.0, fb)
+    assert show.board.read().current_id == "blue"

@@ -19,7 +19,8 @@ from engine.commands import Action, Command
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = frozenset({Action.NEXT, Action.BLACKOUT, Action.HUD, Action.TAP, Action.RESYNC, Action.CLEAR_EFFECTS})
+TRIGGERS = frozenset({Action.NEXT, Action.BLACKOUT, Action.FREEZE, Action.HUD, Action.TAP, Action.RESYNC,
+                      Action.CLEAR_EFFECTS})
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ class ShowLoop:
         self._heard_features: object = None
         self._beats_seen = 0
         self._t0: float | None = None
+        self.frozen = False  # the picture held still: show time stops, the blackout still fades
+        self._frozen_at = 0.0
+        self._paused = 0.0  # wall seconds spent frozen so far
         self._prev: float | None = None
         self._catalog_generation = -1
         self._errors_generation = -1
@@ -174,13 +177,14 @@ class ShowLoop:
         self._reload_shaders()
         self._feed_upload()
         self._take_hud()
-        beat = self._listen()
+        beat = None if self.frozen else self._listen()
         cpu2 = time.thread_time()
-        plan = self.director.update(now, beat)
+        show_time = self.show_time(now)
+        plan = self.director.update(show_time, beat, wall=now)
         for layer in plan.retired:
             self.slots.release(layer.slot)
         self.last_plan = plan
-        frame = self._frame_inputs(now)
+        frame = self._frame_inputs(show_time)
         cpu3 = time.thread_time()
         self.compositor.render(plan, frame.time, target, frame)
         cpu4 = time.thread_time()
@@ -198,6 +202,20 @@ class ShowLoop:
         cpu5 = time.thread_time()
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
+
+    def show_time(self, now: float) -> float:
+        """The clock images, transitions and shaders run on: it stops while the show is frozen."""
+        return (self._frozen_at if self.frozen else now) - self._paused
+
+    def _freeze(self, on: bool, now: float) -> None:
+        if on == self.frozen:
+            return
+        if on:
+            self._frozen_at = now
+        else:
+            self._paused += now - self._frozen_at
+        self.frozen = on
+        log.info("freeze %s", "on" if on else "off")
 
     def _listen(self) -> BeatInfo | None:
         """The audio thread's latest: shader uniforms, the audio textures, and the beat for the director."""
@@ -258,6 +276,8 @@ class ShowLoop:
             if on != self.director.blackout_on:
                 log.info("blackout %s", "on" if on else "off")
             self.director.set_blackout(on, now)
+        elif cmd.action is Action.FREEZE:
+            self._freeze(toggled(self.frozen, cmd.value), now)
         elif cmd.action in (Action.TAP, Action.BPM, Action.NUDGE, Action.RESYNC):
             self._tempo(cmd)
         elif cmd.action is Action.HUD:
@@ -392,6 +412,7 @@ class ShowLoop:
                 incoming_id=d.incoming.id if d.incoming else None,
                 queue_len=self.queue_len,
                 blackout=d.blackout_on,
+                frozen=self.frozen,
                 hud=self.hud,
                 fullscreen=self.fullscreen,
                 size=self.compositor.size,
@@ -416,8 +437,8 @@ class ShowLoop:
         w, h = self.compositor.size
         fb = self.ctx.framebuffer(color_attachments=[self.ctx.texture((w, h), 4)])
         try:
-            plan = self.last_plan or self.director.update(now)
-            self.compositor.render(plan, now, fb)
+            plan = self.last_plan or self.director.update(self.show_time(now), wall=now)
+            self.compositor.render(plan, self.show_time(now), fb)
             return read_rgb(fb, (w, h))
         finally:
             fb.color_attachments[0].release()
