@@ -189,6 +189,24 @@ class OscConfig:
 
 
 @dataclass(frozen=True)
+class VjConfig:
+    token: str = knob("", secret=True, doc="control page token (8+ characters); empty = a random one per show")
+    host: str = knob("", doc="address the control page binds; empty = the audience server's")
+    port: int = knob(0, min=0, max=65535, doc="port of the control page; 0 = the audience server's")
+    preview_fps: float = knob(5.0, min=0.0, max=30.0, doc="preview frames per second to the control page; 0 = off")
+    preview_width: int = knob(384, min=64, max=1920, doc="preview width in pixels")
+    preview_quality: int = knob(70, min=10, max=95, doc="preview JPEG quality")
+    max_connections: int = knob(8, min=1, max=64, doc="control pages open at once")
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    input: str = knob("none", doc='MIDI input: "none", "all", or part of a port name')
+    map_file: str = knob("midi-map.json", doc="MIDI mappings, saved by MIDI learn and loaded on start")
+    backend: str = knob("", doc='mido backend, e.g. "mido.backends.rtmidi/UNIX_JACK"; empty = mido\'s default')
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: LogLevel = knob("info", doc="log verbosity")
 
@@ -208,6 +226,8 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     osc: OscConfig = field(default_factory=OscConfig)
+    vj: VjConfig = field(default_factory=VjConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
