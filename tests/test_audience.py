@@ -196,3 +196,52 @@ def test_others_hear_their_new_position_at_the_next_flush() -> None:
     moved = dict((s.id, s.position) for _c, s in a.flush_positions())
     assert moved == {second.id: 3}
     assert a.flush_positions() == []
+
+
+def _fill(a: Audience, clock: Clock) -> dict[str, str]:
+    """Three phones, two prompts each: fair order a1 b1 c1 a2 b2 c2."""
+    ids: dict[str, str] = {}
+    words = iter(["a red fox", "blue whale song", "tiny green robot", "ancient stone city", "glass jellyfish",
+                  "burning violin"])
+    for n in (1, 2):
+        for c in "abc":
+            clock.now += 1
+            status = last_state(a.submit(c, f"10.0.0.{ord(c)}", next(words)), c)
+            assert status.state is State.QUEUED, status.reason
+            ids[f"{c}{n}"] = status.id
+    return ids
+
+
+def test_vj_moves_a_prompt_and_the_phones_that_moved_hear_it() -> None:
+    """Moving c2 to the front pins it first; the rest keep the fair order and everyone behind is told."""
+    clock = Clock()
+    a = audience(clock, burst=5, cooldown=1.0)
+    ids = _fill(a, clock)
+    names = {v: k for k, v in ids.items()}
+    a.flush_positions()
+    out = a.move(ids["c2"], 0)
+    assert [names[p.id] for p in a.line()] == ["c2", "a1", "b1", "c1", "a2", "b2"]
+    told = {names[s.id]: s.position for _c, s in out}
+    assert told == {"c2": 1, "a1": 2, "b1": 3, "c1": 4, "a2": 5, "b2": 6}
+    a.move(ids["a1"], 4)  # down: everything up to its new place is pinned in the shown order
+    assert [names[p.id] for p in a.line()] == ["c2", "b1", "c1", "a2", "a1", "b2"]
+    served = [names[a.next_prompt()[0].id] for _ in range(6)]  # type: ignore[union-attr]
+    assert served == ["c2", "b1", "c1", "a2", "a1", "b2"]
+    assert a.move("p-nope", 0) == []
+
+
+def test_vj_prompt_skips_the_line_without_limits_or_moderation() -> None:
+    clock = Clock()
+    a = audience(clock, burst=5, cooldown=1.0, moderation="approve")
+    ids = _fill(a, clock)
+    a.approve(ids["a1"])
+    version = a.version
+    vj = a.submit_vj("badword but the VJ may")  # the blocklist is for the audience
+    assert a.version > version
+    assert a.line()[0].id == vj.id and not vj.needs_approval
+    assert a.submit_vj("badword but the VJ may").id != vj.id  # no duplicate check either
+    prompt, _ = a.next_prompt()
+    assert prompt is not None and prompt.client_id == "vj"
+    assert [p.id for p in a.generating()] == [prompt.id]
+    a.set_state(prompt.id, State.SHOWING)
+    assert a.generating() == []

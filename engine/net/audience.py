@@ -30,6 +30,7 @@ QUEUE_FULL = "The queue is full, try again in a minute."
 DUPLICATE = "You already sent that one. Try something new!"
 BANNED = "Sorry, you can't send prompts at this show."
 TOO_MANY = "You have enough prompts waiting. Send more once they are on screen!"
+VJ_CLIENT = "vj"  # the VJ's own prompts; too short to be a phone's id, so no phone can pose as the VJ
 
 
 class Verdict(Protocol):
@@ -111,6 +112,9 @@ class Audience:
         self.banned: set[str] = set()
         self._told: dict[str, int] = {}  # prompt → the position its phone was last sent
         self._positions_dirty = False
+        self._front: list[str] = []  # prompts the VJ placed ahead of the fair order, in that order
+        self._generating: set[str] = set()
+        self.version = 0  # bumps whenever the line, approvals or generating prompts change
 
     # --- intake -----------------------------------------------------------------
     def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> Outbox:
@@ -128,6 +132,7 @@ class Audience:
         self._recent.setdefault(client_id, deque(maxlen=RECENT_PER_CLIENT)).append(dupe_key(text))
         prompt.needs_approval = self.cfg.moderation == "approve"
         self._queues.setdefault(client_id, deque()).append(prompt.id)
+        self.version += 1
         self._positions_dirty = True  # others may have moved: flush_positions() tells them, batched
         position = None if prompt.needs_approval else self._new_position(client_id)
         if position is not None:
@@ -142,7 +147,7 @@ class Audience:
         round-k prompt. Only prompts awaiting approval are left out of the line, and those exist
         only in ``approve`` mode: there the full order is counted instead.
         """
-        if self.cfg.moderation == "approve":
+        if self.cfg.moderation == "approve" or self._front:
             return self.positions().get(self._queues[client_id][-1])
         k = len(self._queues[client_id]) - 1
         ahead = 0
@@ -205,9 +210,10 @@ class Audience:
         return sum(len(q) for q in self._queues.values())
 
     def _order(self) -> list[str]:
-        """Queued prompt ids in the order they will be served: round-robin over phones."""
-        order: list[str] = []
-        queues = [list(q) for q in self._queues.values()]
+        """Queued prompt ids in the order they will be served: the VJ's picks, then round-robin over phones."""
+        front = set(self._front)
+        order: list[str] = list(self._front)
+        queues = [[p for p in q if p not in front] if front else list(q) for q in self._queues.values()]
         depth = max((len(q) for q in queues), default=0)
         for r in range(depth):
             order += [q[r] for q in queues if len(q) > r]
@@ -223,20 +229,31 @@ class Audience:
         return p.status(self.positions().get(prompt_id) if p.state is State.QUEUED else None)
 
     def next_prompt(self) -> tuple[Prompt | None, Outbox]:
-        """Take the next prompt to generate (round-robin); statuses for it and everyone who moved up."""
+        """Take the next prompt to generate (the VJ's picks first, then round-robin); statuses for it and
+        everyone who moved up."""
+        pinned = next((p for p in self._front if not self.prompts[p].needs_approval), None)
+        if pinned is not None:
+            prompt = self.prompts[pinned]
+            self._unqueue(prompt)
+            return self._start(prompt)
+        front = set(self._front)
         for client_id in list(self._queues):
             q = self._queues[client_id]
-            pid = next((p for p in q if not self.prompts[p].needs_approval), None)
+            pid = next((p for p in q if not self.prompts[p].needs_approval and p not in front), None)
             if pid is None:
                 continue
             q.remove(pid)
             self._queues.move_to_end(client_id)
             if not q:
                 del self._queues[client_id]
-            prompt = self.prompts[pid]
-            prompt.state = State.GENERATING
-            return prompt, [(prompt.client_id, prompt.status()), *self._position_updates()]
+            return self._start(self.prompts[pid])
         return None, []
+
+    def _start(self, prompt: Prompt) -> tuple[Prompt, Outbox]:
+        prompt.state = State.GENERATING
+        self._generating.add(prompt.id)
+        self.version += 1
+        return prompt, [(prompt.client_id, prompt.status()), *self._position_updates()]
 
     def _position_updates(self, exclude: Iterable[str] = ()) -> Outbox:
         """Statuses for prompts whose place in line changed since the phone last heard."""
@@ -257,7 +274,13 @@ class Audience:
         prompt = self.prompts.get(prompt_id)
         if prompt is None:
             return []
+        if state is not prompt.state:
+            self.version += 1
         prompt.state = state
+        if state is State.GENERATING:
+            self._generating.add(prompt_id)
+        else:
+            self._generating.discard(prompt_id)
         if reason is not None:
             prompt.reason = reason
         if image_url is not None and image_url not in prompt.image_urls:
@@ -274,6 +297,7 @@ class Audience:
         self._remember(prompt.client_id, prompt.id)
         if prompt.state is State.QUEUED:
             self._queues.setdefault(prompt.client_id, deque()).append(prompt.id)
+            self.version += 1
 
     # --- the VJ's operations ----------------------------------------------------------------
     def awaiting_approval(self) -> list[Prompt]:
@@ -284,6 +308,7 @@ class Audience:
         if prompt is None or prompt.state is not State.QUEUED:
             return []
         prompt.needs_approval = False
+        self.version += 1
         return self._position_updates()
 
     def reject(self, prompt_id: str, reason: str = "Not this time, sorry!") -> Outbox:
@@ -306,10 +331,48 @@ class Audience:
             out += self.reject(pid, BANNED)
         return out
 
+    def line(self) -> list[Prompt]:
+        """Approved prompts waiting, in serving order (what the VJ reorders)."""
+        return [self.prompts[pid] for pid in self._order() if not self.prompts[pid].needs_approval]
+
+    def generating(self) -> list[Prompt]:
+        return [self.prompts[pid] for pid in self._generating if pid in self.prompts]
+
+    def move(self, prompt_id: str, to: int) -> Outbox:
+        """The VJ puts a waiting prompt at place ``to`` (0-based) in the line.
+
+        Everything ahead of it keeps its order and is pinned there with it, ahead of the fair
+        round-robin; prompts behind stay fair. Phones whose place changed hear it.
+        """
+        line = [p.id for p in self.line()]
+        if prompt_id not in line:
+            return []
+        line.remove(prompt_id)
+        to = max(0, min(to, len(line)))
+        line.insert(to, prompt_id)
+        pending = [p for p in self._front if self.prompts[p].needs_approval]
+        self._front = line[: to + 1] + pending
+        self.version += 1
+        return self._position_updates()
+
+    def submit_vj(self, text: str) -> Prompt:
+        """The VJ's own prompt: no limits, no moderation, generated before anything else in line."""
+        prompt = Prompt(f"p-{secrets.token_hex(6)}", VJ_CLIENT, VJ_CLIENT, text, self.clock())
+        self.prompts[prompt.id] = prompt
+        self._remember(VJ_CLIENT, prompt.id)
+        self._queues.setdefault(VJ_CLIENT, deque()).append(prompt.id)
+        self._front.insert(0, prompt.id)
+        self.version += 1
+        self._positions_dirty = True
+        return prompt
+
     def _unqueue(self, prompt: Prompt) -> None:
         q = self._queues.get(prompt.client_id)
         if q is not None and prompt.id in q:
             q.remove(prompt.id)
             if not q:
                 del self._queues[prompt.client_id]
+        if prompt.id in self._front:
+            self._front.remove(prompt.id)
+        self.version += 1
 
