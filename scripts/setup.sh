@@ -11,7 +11,9 @@ PYTHON="${PYTHON:-python3}"
 VENV=".venv"
 
 run_pkgs=(libgl1 libegl1 libportaudio2)
-test_pkgs=(xvfb xauth xdotool chromium iproute2)
+# jackd2: a dummy JACK server gives the MIDI tests real ports without a sound card. Its debconf
+# question (realtime priority) takes its default, "no", when DEBIAN_FRONTEND=noninteractive.
+test_pkgs=(xvfb xauth xdotool chromium iproute2 jackd2)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -28,7 +30,8 @@ apt_install() {
         as_root apt-get update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -o Dpkg::Use-Pty=0 \
+    # Through env: sudo drops DEBIAN_FRONTEND from the environment (env_reset), and then debconf would ask.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 \
         --no-install-recommends "$@"
 }
 
