@@ -10,7 +10,12 @@ At 1280x720 and 1920x1080, for a crossfade plus the glow effect, in one run:
 4. ``ShowLoop.cpu_ms``: the show thread's CPU per frame outside GL calls (target < 1 ms);
 5. arrivals: a 2048x2048 image enters the inbox every 30 frames and goes the real way (queue,
    ``Uploader`` bands within ``render.upload_mb_per_frame``, ``Director``); the worst frame among
-   those that take or upload an image, against the median frame of the same loop (target <= 1.5x).
+   those that take or upload an image, against the median frame of the same loop (target <= 1.5x);
+6. preview on vs off: two twin engine loops drawn frame by frame in turns, one watched by a control
+   page (``board.preview_viewers`` 1, ``vj.preview_fps`` 5: every 12th frame grabs), the other not,
+   swapping roles every 60 frames; on/off for the median and p99 frame (target <= 1.10x), the
+   worst grabbing frame against the median "off" frame, and, for information, what backstage then
+   pays to JPEG-encode one preview.
 
 Why ratios: on llvmpipe (software GL) absolute times swing up to 2x between runs on a shared
 machine, so only figures taken in the same run, interleaved, compare. A frame's time is wall time
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import os
 import platform
 import sys
@@ -37,6 +43,7 @@ from typing import Protocol
 
 import moderngl
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -75,6 +82,13 @@ PRIME_FRAMES_MAX = 64
 TARGET_RATIO = 1.15
 TARGET_CPU_MS = 1.0
 TARGET_ARRIVAL_RATIO = 1.5
+
+PREVIEW_FPS = 5.0  # vj.preview_fps: at 60 fps, every 12th frame grabs while someone watches
+PREVIEW_WIDTH = 384
+PREVIEW_QUALITY = 70
+PREVIEW_STINT = 60  # measured frames a twin spends watched (or not) before the twins swap roles
+TARGET_PREVIEW_RATIO = 1.10
+JPEG_RUNS = 20
 
 BASE_OVERRIDES: dict[str, object] = {
     "render.max_image_size": 2048,
@@ -157,10 +171,10 @@ def make_image(side: int, seed: int) -> np.ndarray:
     return pixels
 
 
-def bench_config(size: tuple[int, int], transition: float) -> Config:
+def bench_config(size: tuple[int, int], transition: float, extra: dict[str, object] | None = None) -> Config:
     w, h = size
     overrides = {**BASE_OVERRIDES, "show.transition": transition, "window.width": w, "window.height": h}
-    return with_overrides(Config(), overrides)
+    return with_overrides(Config(), {**overrides, **(extra or {})})
 
 
 def color_target(ctx: moderngl.Context, size: tuple[int, int]) -> moderngl.Framebuffer:
@@ -383,6 +397,60 @@ class ArrivalLoop(EngineLoop):
         return hits, rest
 
 
+class PreviewLoop(EngineLoop):
+    """``EngineLoop`` whose control page comes and goes, to price the live preview.
+
+    Two twins run in turns, frame by frame (``run_interleaved``), one watched while the other is
+    not, swapping every ``PREVIEW_STINT`` measured frames: so every "on" frame has an "off" frame
+    drawn right beside it on the same machine, and each twin is on as often as off (a difference
+    between the two instances cancels out). With frames of 50 to 200 ms here, turns of 30 frames
+    of one loop would last seconds, as long as the host's slow spells. Warm-up is watched, so both
+    twins have compiled the preview shader before measuring.
+    """
+
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        cfg: Config,
+        size: tuple[int, int],
+        images: Sequence[np.ndarray],
+        watched_first: bool,
+    ) -> None:
+        super().__init__(ctx, cfg, size, images)
+        self.watched_first = watched_first
+        self.measured = 0
+        self.on, self.off, self.grabbing = Series(), Series(), Series()
+
+    def _grabs(self) -> int:
+        return self.show.grabber.grabs if self.show.grabber is not None else 0
+
+    def frame(self, record: bool) -> None:
+        on = not record or ((self.measured // PREVIEW_STINT) % 2 == 0) == self.watched_first
+        self.show.board.preview_viewers = 1 if on else 0
+        grabs = self._grabs()
+        super().frame(record)
+        if record:
+            self.measured += 1
+            wall, cpu = self.series.wall_ms[-1], self.series.cpu_ms[-1]
+            (self.on if on else self.off).add(wall, cpu)
+            if self._grabs() > grabs:
+                self.grabbing.add(wall, cpu)
+
+    def jpeg(self) -> tuple[float, int, tuple[int, int]] | None:
+        """Backstage's share: median ms to JPEG-encode the last preview, its bytes, its (w, h)."""
+        pixels = self.show.board.preview()[1]
+        if pixels is None:
+            return None
+        times, size = [], 0
+        for _ in range(JPEG_RUNS):
+            out = io.BytesIO()
+            t0 = time.perf_counter()
+            Image.fromarray(pixels).save(out, "JPEG", quality=PREVIEW_QUALITY)
+            times.append((time.perf_counter() - t0) * 1000.0)
+            size = out.tell()
+        return median(times), size, (pixels.shape[1], pixels.shape[0])
+
+
 # --- one size -------------------------------------------------------------------------------
 
 
@@ -391,6 +459,7 @@ class Settings:
     frames: int
     warmup: int
     block: int
+    preview_frames: int
 
 
 @dataclass
@@ -399,6 +468,7 @@ class SizeResult:
     floor: FloorLoop
     engine: EngineLoop
     arrivals: ArrivalLoop
+    previews: tuple[PreviewLoop, PreviewLoop]
 
 
 def measure_size(
@@ -415,17 +485,23 @@ def measure_size(
     # Arrivals fall on the first measured frame and every ARRIVAL_EVERY frames before and after it,
     # so a warm-up of at least ARRIVAL_EVERY frames warms the upload path too.
     arrivals = ArrivalLoop(ctx, arrival_cfg, size, big, first_arrival=settings.warmup % ARRIVAL_EVERY)
+    preview_cfg = bench_config(size, PLAIN_TRANSITION_S, {
+        "vj.preview_fps": PREVIEW_FPS, "vj.preview_width": PREVIEW_WIDTH, "vj.preview_quality": PREVIEW_QUALITY,
+    })
+    previews = (PreviewLoop(ctx, preview_cfg, size, plain, True), PreviewLoop(ctx, preview_cfg, size, plain, False))
     loops: list[Loop] = [floor, engine, arrivals]
     # As the app does: start-up objects out of the collector's way, so collections stay short.
     gc.collect()
     gc.freeze()
     try:
         run_interleaved(loops, settings.warmup, settings.frames, settings.block)
+        # Warm-up: at least one watched frame compiles the preview shader; 1 frame per turn, always.
+        run_interleaved(previews, max(1, settings.warmup), settings.preview_frames, 1)
     finally:
-        for loop in loops:
+        for loop in (*loops, *previews):
             loop.release()
         gc.unfreeze()
-    return SizeResult(size, floor, engine, arrivals)
+    return SizeResult(size, floor, engine, arrivals, previews)
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -456,6 +532,11 @@ def print_header(ctx: moderngl.Context, settings: Settings) -> None:
     print(
         f"  arrival loop: the engine, with a new {ARRIVAL_IMAGE}x{ARRIVAL_IMAGE} image in the inbox every "
         f"{ARRIVAL_EVERY} frames (transitions of {ARRIVAL_EVERY} frames, back to back)"
+    )
+    print(
+        f"  preview twins: the engine with vj.preview_fps={PREVIEW_FPS:g} preview_width={PREVIEW_WIDTH}, "
+        f"{settings.preview_frames} measured frames each, frame by frame; one has board.preview_viewers=1, "
+        f"the other 0, swapping every {PREVIEW_STINT} frames"
     )
     print("  frame = wall time of the frame + ctx.finish(); cpu = the show thread's time.thread_time")
 
@@ -526,6 +607,49 @@ def report_arrivals(arrivals: ArrivalLoop, floor: Series) -> bool:
     return ok
 
 
+def merged(parts: Sequence[Series]) -> Series:
+    out = Series()
+    for part in parts:
+        out.wall_ms += part.wall_ms
+        out.cpu_ms += part.cpu_ms
+    return out
+
+
+def report_preview(previews: Sequence[PreviewLoop]) -> list[bool]:
+    """Rows for the frames with and without a preview viewer; whether each target was met."""
+    on, off = merged([p.on for p in previews]), merged([p.off for p in previews])
+    grabbing = merged([p.grabbing for p in previews])
+    off_med = median(off.wall_ms)
+    med_ratio = median(on.wall_ms) / off_med
+    p99_ratio = p99(on.wall_ms) / p99(off.wall_ms)
+    grab_ratio = worst(grabbing.wall_ms) / off_med
+    print_row(f"preview off: {len(off.wall_ms)} frames (baseline)", wall_and_cpu(off), "board.preview_viewers = 0")
+    print_row(f"preview on: {len(on.wall_ms)} frames", wall_and_cpu(on), "board.preview_viewers = 1")
+    print_row(
+        "preview on / off",
+        [f"{med_ratio:.2f}x", f"{p99_ratio:.2f}x"],
+        f"target <= {TARGET_PREVIEW_RATIO:.2f}x: median {verdict(med_ratio <= TARGET_PREVIEW_RATIO)}, "
+        f"p99 {verdict(p99_ratio <= TARGET_PREVIEW_RATIO)}",
+    )
+    print_row(f"grab frames: {len(grabbing.wall_ms)}", wall_and_cpu(grabbing), f"worst {worst(grabbing.wall_ms):.2f}")
+    print_row(
+        "worst grab frame / off median",
+        [f"{grab_ratio:.2f}x"],
+        f"noise reference: worst / median of the off frames {worst(off.wall_ms) / off_med:.2f}x",
+    )
+    jpeg = previews[0].jpeg() or previews[1].jpeg()
+    if jpeg is None:
+        print_row("backstage: JPEG encode", [], "no preview was published: too few frames to time it")
+    else:
+        jpeg_ms, jpeg_bytes, (pw, ph) = jpeg
+        print_row(
+            f"backstage: JPEG of a {pw}x{ph} preview",
+            [f"{jpeg_ms:.2f}"],
+            f"ms; PIL, quality {PREVIEW_QUALITY}, median of {JPEG_RUNS}; {jpeg_bytes / 1024:.0f} KB",
+        )
+    return [med_ratio <= TARGET_PREVIEW_RATIO, p99_ratio <= TARGET_PREVIEW_RATIO]
+
+
 def report_size(result: SizeResult) -> list[bool]:
     """Print one size's table; return whether each target was met."""
     w, h = result.size
@@ -533,6 +657,7 @@ def report_size(result: SizeResult) -> list[bool]:
     print_row(f"{w}x{h}", ["median", "p99", "cpu med", "cpu p99"], "(ms; cpu = show-thread CPU)")
     met = report_comparison(result.floor.series, result.engine)
     met.append(report_arrivals(result.arrivals, result.floor.series))
+    met += report_preview(result.previews)
     return met
 
 
@@ -547,12 +672,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--frames", type=int, default=200, help="measured frames per loop and size")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up frames per loop and size")
     parser.add_argument("--block", type=int, default=1, help="frames per turn when the loops take turns")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 20 frames, 5 warm-up frames")
+    parser.add_argument(
+        "--preview-frames", type=int, default=300, help="measured frames of each of the two preview twins"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20 frames (12 per preview twin), 5 warm-up frames"
+    )
     args = parser.parse_args(argv)
     frames, warmup = (20, 5) if args.quick else (args.frames, args.warmup)
+    preview_frames = 12 if args.quick else args.preview_frames
     if frames < 1 or warmup < 0 or frames + warmup > MAX_FRAMES or args.block < 1:
         parser.error(f"need frames >= 1, warmup >= 0, frames + warmup <= {MAX_FRAMES}, block >= 1")
-    return Settings(frames=frames, warmup=warmup, block=args.block)
+    if preview_frames < 1 or preview_frames + max(1, warmup) > MAX_FRAMES:
+        parser.error(f"need preview frames >= 1, preview frames + warmup <= {MAX_FRAMES}")
+    return Settings(frames=frames, warmup=warmup, block=args.block, preview_frames=preview_frames)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,6 +23,7 @@ class ShowImage:
     id: str
     pixels: np.ndarray
     caption: str = ""
+    urgent: bool = False  # the VJ asked for it: it goes ahead of the images already waiting
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -136,9 +137,13 @@ class Director:
     def wants_more(self) -> bool:
         return len(self._ready) < self.max_ready
 
-    def offer(self, layer: Layer) -> None:
-        """A freshly uploaded image joins the line."""
-        self._ready.append(layer)
+    def offer(self, layer: Layer, front: bool = False) -> None:
+        """A freshly uploaded image joins the line (at its head when the VJ asked for it now)."""
+        if front:
+            self._ready.appendleft(layer)
+            self._skip = True
+        else:
+            self._ready.append(layer)
 
     def request_next(self) -> bool:
         """Skip the hold. False when nothing is ready yet (the caller may ask for one)."""

@@ -193,3 +193,18 @@ def test_no_confident_tempo_falls_back_to_time() -> None:
     d.update(1.0)
     d.offer(layer("b", 1))
     assert d.update(1.1, BeatInfo(False, 0, 0, 0.0)).incoming == layer("b", 1)
+
+
+def test_an_urgent_image_jumps_the_line_and_comes_in_now() -> None:
+    """The VJ's re-shown gallery image goes ahead of the ones waiting and skips the rest of the hold."""
+    d = Director(transition=1.0, hold=10.0, blackout_fade=0.5, max_ready=3)
+    d.offer(layer("a"))
+    d.update(0.0)
+    d.update(1.5)  # a is on screen, its hold has just begun
+    d.offer(layer("b", 1))
+    d.offer(layer("again", 2), front=True)
+    plan = d.update(2.0)
+    assert plan.incoming is not None and plan.incoming.id == "again"
+    d.update(3.1)
+    plan = d.update(4.0)
+    assert plan.current is not None and plan.current.id == "again" and plan.incoming is None  # b waits its turn

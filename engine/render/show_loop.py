@@ -29,6 +29,7 @@ from engine.config import Config
 from engine.errors import EngineError
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
+from engine.render.preview import PreviewGrabber
 from engine.render.upload import TextureSlots, Uploader
 from engine.shaders import chain
 from engine.shaders.library import ShaderInfo, ShaderLibrary
@@ -41,18 +42,23 @@ log = logging.getLogger(__name__)
 MAX_COMMANDS_PER_FRAME = 64
 STATS_REFRESH_S = 0.25
 DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
+PREVIEW_SLACK_S = 0.002  # a preview due a hair after this frame is taken now, not a whole frame late
 
 
 class StateBoard:
     """The show's latest state, for other threads: references swapped whole, never mutated.
 
     The snapshot changes every frame; the shader catalog (every shader and its live
-    parameters, for control surfaces) only when the library or a value changes.
+    parameters, for control surfaces) only when the library or a value changes. The preview
+    (a small RGB copy of the output for the control pages) comes a few times a second, and only
+    while ``preview_viewers`` (written backstage; a plain int is read and written whole) is above 0.
     """
 
     def __init__(self) -> None:
         self._snapshot = ShowSnapshot()
         self._catalog: tuple[ShaderInfo, ...] = ()
+        self.preview_viewers = 0
+        self._preview: tuple[int, np.ndarray | None] = (0, None)
 
     def publish(self, snapshot: ShowSnapshot) -> None:
         self._snapshot = snapshot
@@ -65,6 +71,14 @@ class StateBoard:
 
     def catalog(self) -> tuple[ShaderInfo, ...]:
         return self._catalog
+
+    def publish_preview(self, pixels: np.ndarray) -> None:
+        """Show thread only: the newest preview, (h, w, 3) uint8 top row first, never written again."""
+        self._preview = (self._preview[0] + 1, pixels)
+
+    def preview(self) -> tuple[int, np.ndarray | None]:
+        """(sequence number, pixels) of the newest preview: a new number means a new picture to send."""
+        return self._preview
 
 
 @dataclass
@@ -138,6 +152,11 @@ class ShowLoop:
         self._errors_generation = -1
         self._errors_text: tuple[str, ...] = ()
         self._catalog_dirty = True
+        self.grabber: PreviewGrabber | None = None  # made when a control page first wants a preview
+        self._preview_at = float("-inf")  # show wall time of the last grab
+        self._preview_failed = False
+        self._preview_unwatched = False
+        self._urgent_upload = False
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -187,6 +206,7 @@ class ShowLoop:
         frame = self._frame_inputs(show_time)
         cpu3 = time.thread_time()
         self.compositor.render(plan, frame.time, target, frame)
+        self._feed_preview(now, target)
         cpu4 = time.thread_time()
         self._timer.tick(now)
         self.frame_index += 1
@@ -381,10 +401,39 @@ class ShowLoop:
             except EngineError as err:
                 self.report(str(err))
                 return
+            self._urgent_upload = image.urgent
         if self.uploader.busy:
             layer = self.uploader.step()
             if layer is not None:
-                self.director.offer(layer)
+                self.director.offer(layer, front=self._urgent_upload)
+
+    def _feed_preview(self, now: float, target: moderngl.Framebuffer) -> None:
+        """Every 1/``vj.preview_fps`` s while a control page watches: publish the last grab, queue the next.
+
+        The read-back is asynchronous (engine/render/preview.py): this frame maps the buffer an
+        earlier grab filled, then queues its own, so the show never waits on the GPU for it. A
+        failure turns the preview off for the rest of the show instead of failing frames.
+        """
+        fps = self.cfg.vj.preview_fps
+        if self._preview_failed or fps <= 0:
+            return
+        if self.board.preview_viewers <= 0:
+            self._preview_unwatched = True  # a grab left waiting is old by the time someone watches again
+            return
+        if now - self._preview_at < 1.0 / fps - PREVIEW_SLACK_S:
+            return
+        self._preview_at = now
+        try:
+            if self.grabber is None:
+                self.grabber = PreviewGrabber(self.ctx, self.cfg.vj.preview_width)
+            pixels = self.grabber.poll()
+            if pixels is not None and not self._preview_unwatched:
+                self.board.publish_preview(pixels)
+            self._preview_unwatched = False
+            self.grabber.grab(target, self.compositor.size)
+        except Exception as err:
+            self._preview_failed = True
+            self.report(f"preview turned off for this show: {type(err).__name__}: {err}")
 
     def report(self, message: str) -> None:
         """An error the VJ should see: logged, and on the HUD until newer ones push it out."""
@@ -445,6 +494,8 @@ class ShowLoop:
             fb.release()
 
     def release(self) -> None:
+        if self.grabber is not None:
+            self.grabber.release()
         self.compositor.release()
         self.library.release()
         self.shared.release()
