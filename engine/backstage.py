@@ -19,20 +19,33 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from engine.audio.live import LiveAudio
-from engine.config import Config
+from engine.commands import Action
+from engine.config import Config, with_overrides
+from engine.control.midi_input import MidiInput
+from engine.control.midi_map import Control, Target
 from engine.control.osc_server import OscControl
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.gen.backends import make_generators
-from engine.gen.base import GenerationRequest, Generator
+from engine.gen.base import GeneratedImage, GenerationRequest, Generator
+from engine.gen.decode import prepare
 from engine.gen.pipeline import Pipeline
+from engine.net import vj_state
 from engine.net.audience import Audience, Outbox, Prompt
 from engine.net.moderation import Moderator
 from engine.net.protocol import State
 from engine.net.server import AudienceServer
+from engine.net.vj_auth import TokenGate, new_token
+from engine.net.vj_hub import VjHub
+from engine.net.vj_protocol import VjProtocolError
+from engine.net.vj_server import VjRoutes
 from engine.render.overlay import HudLayout, hud_image, hud_lines
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowImage
@@ -77,6 +90,17 @@ class Backstage:
         self.pipeline: Pipeline | None = None
         self.generators: tuple[Generator, Generator] | None = None
         self.port: int | None = None
+        self.vj_token = cfg.vj.token or new_token()
+        self.vj_url = ""
+        self.vj: VjRoutes | None = None
+        self.hub = VjHub(self)
+        self.midi: MidiInput | None = None
+        self.reports: deque[str] = deque(maxlen=6)  # backend problems in plain words, for the control page
+        self._reshow_seq = itertools.count(1)
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        return self._pool
 
     # --- called from the show thread ------------------------------------------------
     def start(self) -> None:
@@ -149,6 +173,8 @@ class Backstage:
             tasks.append(asyncio.create_task(poll(), name="credits"))
         if self.pipeline is not None:
             tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+        if self.vj is not None:
+            tasks.append(asyncio.create_task(self.hub.run(), name="vj-hub"))
         self._ready.set()
         await self._stop.wait()
         for task in tasks:
@@ -156,6 +182,10 @@ class Backstage:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.osc is not None:
             self.osc.stop()
+        if self.midi is not None:
+            self.midi.stop()
+        if self.vj is not None:
+            await self.vj.stop()
         if self.server is not None:
             await self.server.stop()
         if self.generators is not None:
@@ -174,8 +204,16 @@ class Backstage:
         self._resume()
         if not self.serve:
             return
+        try:
+            gate = TokenGate(self.vj_token)
+        except ValueError as err:
+            raise BackstageError(str(err)) from err
+        if cfg.vj.host and not cfg.vj.port:
+            raise BackstageError("[vj] host needs [vj] port too (or leave both empty to share the audience server)")
+        self.vj = VjRoutes(cfg.vj, gate, self.hub.handle, self._image)
+        own_port = cfg.vj.port != 0
         self.server = AudienceServer(cfg.server, cfg.audience, self.audience, images=self._image,
-                                     on_submit=self._on_submit)
+                                     on_submit=self._on_submit, vj=None if own_port else self.vj)
         self.pipeline = Pipeline(cfg, self.audience, primary, fallback, self.journal, self.inbox, self.board,
                                  self.server.deliver, self._pool, on_show=self._on_show, report=self._report)
         try:
@@ -186,6 +224,19 @@ class Backstage:
                 "is another engine running? pick another with --port") from err
         self.port = self.server.port
         log.info("audience server on %s:%d", cfg.server.host, self.port)
+        if own_port:
+            host = cfg.vj.host or cfg.server.host
+            try:
+                await self.vj.start(host, cfg.vj.port)
+            except OSError as err:
+                raise BackstageError(f"control page: cannot listen on {host}:{cfg.vj.port} "
+                                     f"({err.strerror or err}); set [vj] port to another one") from err
+        self.vj_url = self._vj_url()
+        log.warning("VJ control page: %s?token=%s", self.vj_url, self.vj_token)
+        if cfg.midi.input != "none":
+            self.midi = MidiInput(cfg.midi, self.inbox.commands)
+            self.midi.start()
+            log.info("%s", self.midi.snapshot().status)
         if cfg.osc.enabled:
             from engine.control.osc_server import OscControl
 
@@ -204,14 +255,15 @@ class Backstage:
 
     def ban(self, client_id: str) -> None:
         """No more prompts from this phone this show; its waiting prompts are rejected."""
-        def do() -> None:
-            if self.audience is None:
-                return
-            out = self.audience.ban(client_id)
-            for _client, status in out:
-                self._journal_decision(status.id, False, status.reason)
-            self._deliver(out)
-        self.call(do)
+        self.call(lambda: self._ban_now(client_id))
+
+    def _ban_now(self, client_id: str) -> None:
+        if self.audience is None:
+            return
+        out = self.audience.ban(client_id)
+        for _client, status in out:
+            self._journal_decision(status.id, False, status.reason)
+        self._deliver(out)
 
     def _moderate(self, prompt_id: str, approved: bool, reason: str | None) -> None:
         if self.audience is None:
@@ -294,6 +346,126 @@ class Backstage:
 
     def _report(self, message: str) -> None:
         log.warning("%s", message)
+        self.reports.append(message)
+
+    def _vj_url(self) -> str:
+        """Where the VJ opens the control page: the join URL's host, or [vj] host and port of its own."""
+        base = urlsplit(self.join_url or f"http://127.0.0.1:{self.port}")
+        if self.vj is not None and self.vj.port is not None:
+            host = self.cfg.vj.host if self.cfg.vj.host not in ("", "0.0.0.0", "::") else base.hostname or "127.0.0.1"
+            return f"http://{host}:{self.vj.port}/vj"
+        return urlunsplit((base.scheme, base.netloc, "/vj", "", ""))
+
+    # --- the control page's operations (called on the backstage loop) -------------------------
+    def prompt_op(self, op: str, prompt_id: str, reason: str | None = None, to: int = 0) -> None:
+        audience = self.audience
+        prompt = audience.prompts.get(prompt_id) if audience is not None else None
+        if audience is None or prompt is None:
+            raise VjProtocolError("not_found", "No such prompt (it may have been served already).")
+        if op == "ban":
+            self._ban_now(prompt.client_id)
+        elif op == "move":
+            self._deliver(audience.move(prompt_id, to))
+        elif op == "remove":
+            out = audience.remove(prompt_id)
+            if out:
+                self._journal_decision(prompt_id, False, prompt.reason)
+            self._deliver(out)
+        else:
+            if prompt.state is not State.QUEUED:
+                raise VjProtocolError("not_found", f"That prompt is {prompt.state.value}, not waiting.")
+            self._moderate(prompt_id, op == "approve", reason or "Not this time, sorry!")
+
+    def vj_prompt(self, text: str) -> str:
+        """The VJ's own prompt, generated next (the seed's "generate" button)."""
+        if self.audience is None:
+            raise VjProtocolError("failed", "The audience queue is not running.")
+        prompt = self.audience.submit_vj(text)
+        self._on_submit([(prompt.client_id, prompt.status())])
+        return prompt.id
+
+    def reshow(self, image_id: str) -> None:
+        """An image from the gallery back on screen now: decoded in the pool, then straight in."""
+        data = self.journal.image_bytes(image_id) if self.journal is not None else None
+        if data is None:
+            raise VjProtocolError("not_found", "No such image in this show.")
+        record = self.journal.image(image_id) if self.journal is not None else None
+        prompt = self.journal.prompt(record.prompt_id) if self.journal is not None and record else None
+        loop = asyncio.get_running_loop()
+        snap = self.board.read()
+        future = loop.run_in_executor(self._pool, prepare, GeneratedImage(data=data), snap.size,
+                                      self.cfg.render.max_image_size, self.cfg.show.fit)
+        show_id = f"{image_id}-again{next(self._reshow_seq)}"
+
+        def shown(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self._report(f"re-show {image_id}: {done.exception() if not done.cancelled() else 'cancelled'}")
+                return
+            self.inbox.images.put(ShowImage(show_id, done.result(), caption=prompt.text if prompt else "",
+                                            urgent=True))
+
+        future.add_done_callback(shown)
+
+    def change_settings(self, values: Mapping[str, object]) -> None:
+        """Generation settings for the next prompts, validated like config.toml."""
+        try:
+            cfg = with_overrides(self.cfg, vj_state.settings_overrides(values))
+        except ConfigError as err:
+            raise VjProtocolError("bad_message", str(err)) from err
+        self.cfg = cfg
+        if self.pipeline is not None:
+            self.pipeline.cfg = cfg
+        for g in set(self.generators or ()):
+            reconfigure = getattr(g, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(cfg.stability)
+        log.info("generation settings: %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
+
+    def midi_learn(self, target: Target | None) -> None:
+        if self.midi is None:
+            raise VjProtocolError("failed", 'MIDI input is off: set [midi] input = "all" (or a port name).')
+        if target is not None and target.action == Action.PARAM.value:
+            info = next((p for s in self.board.catalog() if s.name == target.shader for p in s.params
+                         if p.name == target.param), None)
+            if info is None:
+                raise VjProtocolError("not_found", f"No parameter {target.param!r} in shader {target.shader!r}.")
+            low = info.min if isinstance(info.min, int | float) else 0.0
+            high = info.max if isinstance(info.max, int | float) else 1.0
+            target = Target(target.action, target.shader, target.param, float(low), float(high))
+        self.midi.learn(target)
+
+    def midi_forget(self, control: Control) -> None:
+        if self.midi is None:
+            raise VjProtocolError("failed", "MIDI input is off.")
+        self.midi.forget(control)
+
+    def gallery_state(self) -> dict[str, Any]:
+        if self.journal is None:
+            return {"images": []}
+        images = self.journal.gallery()
+        texts = {p.id: p.text for p in self.audience.prompts.values()} if self.audience else {}
+        missing = {i.prompt_id for i in images[-vj_state.GALLERY_LIMIT:]} - set(texts)
+        for pid in missing:
+            rec = self.journal.prompt(pid)
+            if rec is not None:
+                texts[pid] = rec.text
+        return vj_state.gallery_state(images, texts)
+
+    def generation_state(self) -> dict[str, Any]:
+        from engine.gen.stability import STYLE_PRESETS
+
+        folder = str(self.journal.folder) if self.journal is not None else self.cfg.store.output_dir
+        return vj_state.generation_state(self.cfg, folder, STYLE_PRESETS)
+
+    def backend_state(self) -> dict[str, Any]:
+        line = self.generator_line()
+        if self.generators is None:
+            return {"name": "", "status": "offline", "line": line, "credits": None, "errors": list(self.reports)}
+        primary, fallback = self.generators
+        status_of = getattr(primary, "status", None)
+        status = status_of() if status_of is not None and primary is not fallback else None
+        return {"name": primary.name, "status": status.state if status else "ok", "line": line,
+                "credits": status.credits if status else None, "errors": list(self.reports)}
 
     # --- the show's helpers ---------------------------------------------------------------
     async def _flush_positions(self) -> None:
@@ -312,6 +484,8 @@ class Backstage:
             if snap.hud:
                 lines = hud_lines(snap, self.join_url)
                 lines.insert(2, self.generator_line())
+                if self.vj_url:
+                    lines.insert(3, f"VJ page: {self.vj_url}?token={self.vj_token}")
                 pixels = await loop.run_in_executor(self._pool, hud_image, lines, layout)
                 self.inbox.hud.put(pixels)
             await asyncio.sleep(HUD_REFRESH_S)

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-file", metavar="FILE", help="play a WAV/FLAC/OGG file as the sound input (rehearsal)")
     p.add_argument("--link", action="store_true", default=None, help="follow an Ableton Link session's tempo")
     p.add_argument("--osc", action="store_true", default=None, help="listen for OSC control (see docs/osc.md)")
+    p.add_argument("--midi", metavar="PORT", default=None,
+                   help='MIDI input: "all", part of a port name, or "none" (MIDI learn on the control page)')
+    p.add_argument("--vj-token", metavar="TOKEN", default=None,
+                   help="the control page's token (8+ characters); default: a random one per show")
     p.add_argument("--stability-mock", action="store_true",
                    help="rehearse against a loopback mock of the Stability API (no key, no network)")
     p.add_argument("--mock-latency", type=float, default=2.0, metavar="S",
@@ -104,6 +108,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "audio.file": args.audio_file,
         "audio.link": args.link,
         "osc.enabled": args.osc,
+        "midi.input": args.midi,
+        "vj.token": args.vj_token,
         "show.fit": args.fit,
         "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
         "shaders.transition": args.transition,

@@ -191,7 +191,7 @@ class OscConfig:
 @dataclass(frozen=True)
 class VjConfig:
     token: str = knob("", secret=True, doc="control page token (8+ characters); empty = a random one per show")
-    host: str = knob("", doc="address the control page binds; empty = the audience server's")
+    host: str = knob("", doc="address for the control page's own port (needs port); empty = the server's host")
     port: int = knob(0, min=0, max=65535, doc="port of the control page; 0 = the audience server's")
     preview_fps: float = knob(5.0, min=0.0, max=30.0, doc="preview frames per second to the control page; 0 = off")
     preview_width: int = knob(384, min=64, max=1920, doc="preview width in pixels")

@@ -27,9 +27,9 @@ def test_repeated_failures_lock_the_address_out() -> None:
     """After five wrong tries in a minute an address is refused, even with the right token, for a minute."""
     clock = Clock()
     gate = TokenGate("s3cret-token", clock)
-    for _ in range(4):
-        assert gate.check("guess", "6.6.6.6").retry_after is None
-    locked = gate.check("guess", "6.6.6.6")
+    for i in range(4):
+        assert gate.check(f"guess{i}", "6.6.6.6").retry_after is None
+    locked = gate.check("guess5", "6.6.6.6")
     assert not locked.ok and locked.retry_after == 60.0
     assert not gate.check("s3cret-token", "6.6.6.6").ok
     assert gate.check("s3cret-token", "7.7.7.7").ok  # others are not affected
@@ -56,3 +56,16 @@ def test_short_configured_token_is_refused() -> None:
     """A configured token must not be trivially guessable."""
     with pytest.raises(ValueError, match="at least 8 characters"):
         TokenGate("1234")
+
+
+def test_the_same_stale_token_again_and_again_is_one_guess() -> None:
+    """A page retrying with its old cookie after a restart does not lock its VJ out."""
+    gate = TokenGate("s3cret-token", Clock())
+    for _ in range(50):
+        assert gate.check("last-shows-token", "1.2.3.4").retry_after is None
+    assert gate.check("s3cret-token", "1.2.3.4").ok
+
+
+def test_token_with_cookie_breaking_characters_is_refused() -> None:
+    with pytest.raises(ValueError, match="letters, digits"):
+        TokenGate("my token; x=1")

@@ -652,6 +652,10 @@ class StabilityGenerator:
     def state(self) -> BreakerState:
         return self._breaker.peek(self._clock())
 
+    def reconfigure(self, config: StabilityConfig) -> None:
+        """New settings from the control page (model, engine) for the next requests; the key stays."""
+        self._config = dataclasses.replace(config, api_key="")
+
     def status(self) -> StabilityStatus:
         breaker = self.state
         last = self._gen_error or self._balance_error

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -37,6 +38,9 @@ from engine.config import AudienceConfig, ServerConfig
 from engine.net import protocol
 from engine.net.audience import Audience, Outbox
 from engine.net.protocol import PingMsg, ProtocolError
+
+if TYPE_CHECKING:
+    from engine.net.vj_server import VjRoutes
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,9 @@ SECURITY_HEADERS = {
 ImageLookup = Callable[[str], tuple[bytes, str] | None]
 
 
-def static_files(root: Path) -> dict[str, Path]:
-    """URL path → file for every regular file under ``root`` (no symlinks, nothing outside)."""
+def static_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, Path]:
+    """URL path → file for every regular file under ``root`` (no symlinks, nothing outside, not the
+    top-level folders in ``exclude``)."""
     files: dict[str, Path] = {}
     if not root.is_dir():
         return files
@@ -67,7 +72,8 @@ def static_files(root: Path) -> dict[str, Path]:
         if path.is_symlink() or not path.is_file():
             continue
         real = path.resolve()
-        if not real.is_relative_to(base) or any(part.startswith(".") for part in path.relative_to(root).parts):
+        parts = path.relative_to(root).parts
+        if not real.is_relative_to(base) or any(part.startswith(".") for part in parts) or parts[0] in exclude:
             continue
         files["/" + path.relative_to(root).as_posix()] = real
     if "/index.html" in files:
@@ -96,13 +102,14 @@ class Client:
 class AudienceServer:
     def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, audience: Audience,
                  images: ImageLookup | None = None, web_root: Path = WEB_ROOT,
-                 on_submit: Callable[[Outbox], None] = lambda _out: None) -> None:
+                 on_submit: Callable[[Outbox], None] = lambda _out: None, vj: VjRoutes | None = None) -> None:
         self.cfg = server_cfg
         self.audience_cfg = audience_cfg
         self.audience = audience
         self.images = images or (lambda _id: None)
         self.on_submit = on_submit
-        self.files = static_files(web_root)
+        self.vj = vj
+        self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
         self._cache: dict[str, bytes] = {}
         self._server: Server | None = None
         self._by_client: dict[str, set[ServerConnection]] = {}
@@ -139,6 +146,10 @@ class AudienceServer:
             path = urlsplit(request.path).path
         except ValueError:
             return text_response(http.HTTPStatus.BAD_REQUEST, "Bad request")
+        if is_vj_path(path):
+            if self.vj is None:
+                return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
+            return self.vj.process_request(connection, request)
         if path == "/ws":
             return self._admit(connection)
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -204,8 +215,12 @@ class AudienceServer:
 
     # --- WebSocket ----------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
+        parts = urlsplit(connection.request.path if connection.request else "")
+        if self.vj is not None and parts.path == "/vj/ws":  # admitted by the VJ routes, token checked
+            await self.vj.handle(connection)
+            return
         ip = _ip_of(connection)
-        query = parse_qs(urlsplit(connection.request.path if connection.request else "").query)
+        query = parse_qs(parts.query)
         client_id, _new = protocol.client_id_or_new(next(iter(query.get("client", [])), None))
         client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors))
         self._register(client)
@@ -266,6 +281,10 @@ class AudienceServer:
             conns.discard(client.connection)
             if not conns:
                 del self._by_client[client.client_id]
+
+
+def is_vj_path(path: str) -> bool:
+    return path == "/vj" or path.startswith("/vj/")
 
 
 def _ip_of(connection: ServerConnection) -> str:

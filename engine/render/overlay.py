@@ -92,7 +92,7 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
 class HudLayout:
     width: int = 760
     font_px: int = 18
-    lines: int = 7
+    lines: int = 9
 
     @property
     def height(self) -> int:

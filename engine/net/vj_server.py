@@ -1,0 +1,206 @@
+"""The control page's routes: ``/vj`` (page, files, gallery images) and the ``/vj/ws`` socket.
+
+Every route needs the VJ token (docs/vj-protocol.md): given once as ``/vj?token=``,
+then carried by an HttpOnly, SameSite=Strict cookie scoped to ``/vj``. Anything
+without it gets a bare 401 login form (no state, no prompts, no paths); an address
+that keeps guessing gets 429. The socket also checks that a browser's Origin is
+the page's own host, so another site cannot drive a logged-in browser.
+
+The routes are served by the audience server (same port) or, when ``[vj] port`` is
+set, by a server of their own on ``[vj] host``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http
+import logging
+import mimetypes
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from engine.config import VjConfig
+from engine.net.server import SECURITY_HEADERS, WEB_ROOT, ImageLookup, is_vj_path, static_files
+from engine.net.vj_auth import TokenGate
+
+log = logging.getLogger(__name__)
+
+COOKIE = "stagecraft_vj"
+VJ_ROOT = WEB_ROOT / "vj"
+IMAGE_PATH = re.compile(r"^/vj/images/([A-Za-z0-9_-]{1,80})\.(png|jpg|jpeg|webp)$")
+MAX_MESSAGE_BYTES = 16384
+
+LOGIN_STYLE = (
+    "body{background:#0c0b14;color:#f4f2ff;font:16px system-ui,sans-serif;display:grid;place-items:center;"
+    "min-height:90vh;margin:0}form{background:#17152a;padding:24px 28px;border-radius:14px;display:grid;gap:12px;"
+    "min-width:280px}input,button{font:inherit;padding:10px;border-radius:8px;border:1px solid #2f2b4d;"
+    "background:#1f1c36;color:inherit}button{background:#ff4fd8;color:#0c0b14;font-weight:600;border:0}"
+    "p{margin:0;color:#aaa6c8}.bad{color:#ff8095}"
+)
+_STYLE_HASH = base64.b64encode(hashlib.sha256(LOGIN_STYLE.encode()).digest()).decode()
+LOGIN_CSP = (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; base-uri 'none'; "
+             "frame-ancestors 'none'")
+
+
+def login_page(note: str = "") -> bytes:
+    extra = f'<p class="bad">{note}</p>' if note else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer">'
+        f"<title>Stagecraft VJ: log in</title><style>{LOGIN_STYLE}</style></head><body>"
+        '<form method="get" action="/vj"><strong>Stagecraft control page</strong>'
+        "<p>Enter the VJ token printed on the engine's console and HUD.</p>"
+        f'{extra}<input name="token" type="password" autocomplete="current-password" aria-label="VJ token" '
+        'autofocus required><button type="submit">Log in</button></form></body></html>'
+    ).encode()
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None
+              ) -> Response:
+    h = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-store",
+                 **SECURITY_HEADERS, **(headers or {})})
+    return Response(status.value, status.phrase, h, body)
+
+
+def _refused(status: http.HTTPStatus, note: str = "", retry_after: float | None = None) -> Response:
+    headers = {"Content-Security-Policy": LOGIN_CSP}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
+    return _response(status, login_page(note), "text/html; charset=utf-8", headers)
+
+
+def cookie_token(headers: Headers) -> str | None:
+    for header in headers.get_all("Cookie"):
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                return value
+    return None
+
+
+class VjRoutes:
+    """HTTP and WebSocket admission for ``/vj``; the socket's conversation is the hub's."""
+
+    def __init__(self, cfg: VjConfig, gate: TokenGate, handler: Callable[[ServerConnection], Awaitable[None]],
+                 images: ImageLookup, web_root: Path = VJ_ROOT, secure_cookie: bool = False) -> None:
+        self.cfg = cfg
+        self.gate = gate
+        self.handler = handler
+        self.images = images
+        self.files = {"/vj" + k: v for k, v in static_files(web_root).items() if k != "/"}
+        self.files["/vj"] = self.files.pop("/vj/index.html", web_root / "index.html")
+        self.secure_cookie = secure_cookie
+        self.sockets = 0
+        self._server: Server | None = None
+
+    # --- admission -------------------------------------------------------------
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer a ``/vj`` request, or None to let the WebSocket handshake go on."""
+        try:
+            parts = urlsplit(request.path)
+        except ValueError:
+            return _response(http.HTTPStatus.BAD_REQUEST, b"Bad request\n", "text/plain; charset=utf-8")
+        path = unquote(parts.path)
+        ip = _ip_of(connection)
+        offered = next(iter(parse_qs(parts.query).get("token", [])), None) if path == "/vj" else None
+        if offered is not None:
+            verdict = self.gate.check(offered, ip)
+            if verdict.retry_after is not None:
+                return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong tokens: wait a minute.",
+                                verdict.retry_after)
+            if not verdict.ok:
+                log.warning("VJ page: wrong token from %s", ip)
+                return _refused(http.HTTPStatus.UNAUTHORIZED, "That token is not right.")
+            secure = "; Secure" if self.secure_cookie else ""
+            cookie = f"{COOKIE}={offered}; HttpOnly; SameSite=Strict; Path=/vj{secure}"
+            return _response(http.HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8",
+                              {"Location": "/vj", "Set-Cookie": cookie})
+        presented = cookie_token(request.headers)
+        if presented is None:
+            return _refused(http.HTTPStatus.UNAUTHORIZED)
+        verdict = self.gate.check(presented, ip)
+        if verdict.retry_after is not None:
+            return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong tokens: wait a minute.",
+                            verdict.retry_after)
+        if not verdict.ok:
+            return _refused(http.HTTPStatus.UNAUTHORIZED, "Your login has expired: enter the token again.")
+        if path == "/vj/ws":
+            return self._admit_socket(request)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+        return self._serve(path)
+
+    def _admit_socket(self, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        host = request.headers.get("Host", "")
+        if origin is not None and urlsplit(origin).netloc != host:
+            log.warning("VJ socket refused: origin %s is not this page's host", origin[:100])
+            return _response(http.HTTPStatus.FORBIDDEN, b"Forbidden\n", "text/plain; charset=utf-8")
+        if self.sockets >= self.cfg.max_connections:
+            return _response(http.HTTPStatus.SERVICE_UNAVAILABLE, b"Too many control pages open\n",
+                             "text/plain; charset=utf-8")
+        return None
+
+    def _serve(self, path: str) -> Response:
+        m = IMAGE_PATH.match(path)
+        if m:
+            found = self.images(m.group(1))
+            if found is None:
+                return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+            body, mime = found
+            return _response(http.HTTPStatus.OK, body, mime, {"Cache-Control": "private, max-age=86400"})
+        file = self.files.get(path)
+        if file is None:
+            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+        try:
+            body = file.read_bytes()  # read each time: the page is small and rarely loaded
+        except OSError:
+            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+        mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if mime.startswith("text/") or mime == "application/javascript":
+            mime += "; charset=utf-8"
+        return _response(http.HTTPStatus.OK, body, mime)
+
+    async def handle(self, connection: ServerConnection) -> None:
+        self.sockets += 1
+        try:
+            await self.handler(connection)
+        finally:
+            self.sockets -= 1
+
+    # --- a server of its own ([vj] port) --------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        def process(connection: ServerConnection, request: Request) -> Response | None:
+            try:
+                path = urlsplit(request.path).path
+            except ValueError:
+                path = ""
+            if not is_vj_path(path):
+                return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+            return self.process_request(connection, request)
+
+        self._server = await serve(self.handle, host, port, process_request=process, max_size=MAX_MESSAGE_BYTES,
+                                   max_queue=16, open_timeout=10, ping_interval=20, ping_timeout=20,
+                                   close_timeout=2, compression=None, server_header=None)
+
+    @property
+    def port(self) -> int | None:
+        return int(self._server.sockets[0].getsockname()[1]) if self._server is not None else None
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+
+
+def _ip_of(connection: ServerConnection) -> str:
+    addr = connection.remote_address
+    return str(addr[0]) if addr else "unknown"

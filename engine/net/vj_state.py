@@ -1,0 +1,145 @@
+"""What the control page is told, built from the engine's state without sockets.
+
+Each function turns one part of the show (snapshot, tempo, shader catalog, queue,
+gallery, generation settings, backend, MIDI) into the plain dict of one message in
+docs/vj-protocol.md. The hub sends a part again only when its dict changed.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from engine.audio.live import Heard
+from engine.config import Config, GenerationConfig, StabilityConfig
+from engine.control.midi_input import MidiState
+from engine.net.audience import Audience, Prompt
+from engine.shaders.library import ShaderInfo
+from engine.show import ShowSnapshot
+from engine.store import ImageRecord
+
+QUEUE_LIMIT = 200  # prompts listed per section; the page shows the totals beside them
+GALLERY_LIMIT = 300
+_ERROR_AT = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$", re.S)
+_ERROR_IN = re.compile(r"^(?P<file>[^:]+): (?P<message>.*)$", re.S)
+NUMBER_SETTINGS = ("width", "height", "cfg_scale", "steps", "samples", "strength")
+
+
+def show_state(snap: ShowSnapshot) -> dict[str, Any]:
+    return {
+        "current": snap.current_id, "incoming": snap.incoming_id, "blackout": snap.blackout, "frozen": snap.frozen,
+        "hud": snap.hud, "fps": round(snap.fps, 1), "frame_ms": round(snap.frame_ms, 2),
+        "frame_p99_ms": round(snap.frame_p99_ms, 2), "queue_len": snap.queue_len, "effects": list(snap.effects),
+        "transition": snap.transition, "size": list(snap.size), "errors": list(snap.errors),
+    }
+
+
+def tempo_state(heard: Heard | None, link: bool = False) -> dict[str, Any]:
+    if heard is None:
+        return {"bpm": 0.0, "locked": False, "confidence": 0.0, "beats": 0, "bar_beat": 0, "source": "none",
+                "audio": "no audio engine"}
+    f = heard.features
+    bpm = heard.locked_bpm or (f.bpm if f is not None else 0.0)
+    if link:
+        source = "link"
+    elif heard.locked_bpm:
+        source = "manual"
+    else:
+        source = "audio" if bpm else "none"
+    return {
+        "bpm": round(bpm, 1), "locked": heard.locked_bpm is not None,
+        "confidence": round(f.confidence, 2) if f is not None else 0.0, "beats": heard.beats,
+        "bar_beat": f.bar_beat if f is not None else 0, "source": source, "audio": heard.status.detail,
+    }
+
+
+def shader_error(text: str) -> dict[str, Any]:
+    """``file:line: message`` (as ShaderError prints) → its parts; line None when the text has none."""
+    m = _ERROR_AT.match(text)
+    if m:
+        return {"file": m["file"], "line": int(m["line"]), "message": m["message"]}
+    m = _ERROR_IN.match(text)
+    if m:
+        return {"file": m["file"], "line": None, "message": m["message"]}
+    return {"file": "", "line": None, "message": text}
+
+
+def _shader(info: ShaderInfo) -> dict[str, Any]:
+    return {"name": info.name, "path": info.path, "description": info.description, "error": info.error,
+            "params": [asdict(p) for p in info.params]}
+
+
+def shaders_state(catalog: Iterable[ShaderInfo], errors: Sequence[str]) -> dict[str, Any]:
+    infos = list(catalog)
+    return {
+        "effects": [_shader(i) for i in infos if i.kind == "effect"],
+        "transitions": [_shader(i) for i in infos if i.kind == "transition"],
+        "errors": [shader_error(e) for e in errors],
+    }
+
+
+def _item(p: Prompt, now: float) -> dict[str, Any]:
+    return {"id": p.id, "text": p.text, "client": p.client_id, "age": round(max(0.0, now - p.created), 1)}
+
+
+def queue_state(audience: Audience, now: float) -> dict[str, Any]:
+    pending, line, making = audience.awaiting_approval(), audience.line(), audience.generating()
+    return {
+        "pending": [_item(p, now) for p in pending[:QUEUE_LIMIT]], "pending_total": len(pending),
+        "line": [_item(p, now) for p in line[:QUEUE_LIMIT]], "line_total": len(line),
+        "generating": [_item(p, now) for p in making],
+    }
+
+
+def gallery_state(images: Sequence[ImageRecord], texts: Mapping[str, str], url_prefix: str = "/vj/images/"
+                  ) -> dict[str, Any]:
+    """Newest first; an image whose file the disk refused is still listed (its bytes are in memory)."""
+    out = []
+    for rec in reversed(images[-GALLERY_LIMIT:]):
+        ext = rec.path.rsplit(".", 1)[-1] if rec.path and "." in rec.path else "png"
+        out.append({"id": rec.id, "prompt_id": rec.prompt_id, "text": texts.get(rec.prompt_id, ""),
+                    "url": f"{url_prefix}{rec.id}.{ext}", "shown": rec.shown_at is not None})
+    return {"images": out}
+
+
+def _choices(cls: type, name: str) -> list[str]:
+    hints = typing.get_type_hints(cls, include_extras=False)
+    return [str(v) for v in typing.get_args(hints[name])]
+
+
+def _limits(cls: type, name: str) -> list[float]:
+    meta = cls.__dataclass_fields__[name].metadata  # type: ignore[attr-defined]
+    return [meta.get("min"), meta.get("max")]
+
+
+def generation_state(cfg: Config, output_dir: str, style_presets: Iterable[str]) -> dict[str, Any]:
+    g, s = cfg.generation, cfg.stability
+    settings = {k: getattr(g, k) for k in ("width", "height", "aspect_ratio", "cfg_scale", "steps", "samples",
+                                           "style_preset", "negative_prompt", "img2img", "strength")}
+    settings["model"] = s.model
+    return {
+        "settings": settings,
+        "choices": {"aspect_ratio": _choices(GenerationConfig, "aspect_ratio"),
+                    "model": _choices(StabilityConfig, "model"), "style_preset": sorted(style_presets),
+                    "img2img": _choices(GenerationConfig, "img2img")},
+        "limits": {k: _limits(GenerationConfig, k) for k in NUMBER_SETTINGS},
+        "output_dir": output_dir,
+    }
+
+
+def settings_overrides(values: Mapping[str, object]) -> dict[str, object]:
+    """The page's setting names → config keys (validated by ``config.with_overrides``)."""
+    return {("stability.model" if k == "model" else f"generation.{k}"): v for k, v in values.items()}
+
+
+def midi_state(state: MidiState | None) -> dict[str, Any]:
+    if state is None:
+        return {"available": False, "status": "MIDI off", "ports": [], "learning": None, "mappings": []}
+    return {
+        "available": state.available, "status": state.status, "ports": list(state.ports),
+        "learning": asdict(state.learning) if state.learning else None,
+        "mappings": [{"control": asdict(c), "target": asdict(t)} for c, t in state.mappings],
+    }
