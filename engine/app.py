@@ -15,6 +15,7 @@ import segno
 
 from engine.audio.live import LiveAudio
 from engine.backstage import Backstage
+from engine.backstage_process import BackstageProcess
 from engine.show_options import ShowOptions
 from engine.store import Journal
 
@@ -39,10 +40,16 @@ def run(opts: ShowOptions, headless: bool) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    journal = Journal.open(Path(opts.cfg.store.output_dir))
-    log.info("show journal and images in %s", journal.folder)
     opts.live = LiveAudio(opts.cfg.audio)
-    backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal, live=opts.live)
+    journal: Journal | None = None
+    backstage: Backstage | BackstageProcess
+    if opts.cfg.server.backstage == "process":
+        # The crowd's server in a process of its own: ten thousand phones never starve the render thread.
+        backstage = BackstageProcess(opts.cfg, opts.inbox, opts.board, opts.join_url, live=opts.live)
+    else:
+        journal = Journal.open(Path(opts.cfg.store.output_dir))
+        log.info("show journal and images in %s", journal.folder)
+        backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal, live=opts.live)
     opts.request_image = backstage.request_image
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher = None
@@ -74,7 +81,8 @@ def run(opts: ShowOptions, headless: bool) -> None:
             watcher.stop()
         opts.live.stop()
         backstage.stop()
-        journal.close()
+        if journal is not None:
+            journal.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
         log.info("show stopped")

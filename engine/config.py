@@ -162,6 +162,8 @@ class ServerConfig:
     idle_timeout: float = knob(120.0, min=1.0, max=86400.0, doc="seconds of silence before a phone is dropped")
     handshake_timeout: float = knob(10.0, min=1.0, max=120.0, doc="seconds to finish the HTTP/WebSocket opening")
     max_errors: int = knob(10, min=1, max=1000, doc="bad messages in 10 s before a client is disconnected")
+    backstage: Literal["process", "thread"] = knob(
+        "process", doc="run the server, audience and generators in their own process, or as a thread")
 
 
 @dataclass(frozen=True)

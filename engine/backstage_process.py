@@ -1,0 +1,383 @@
+"""The backstage in a process of its own, so the crowd never makes the projector stutter.
+
+With the server in the show's process, ten thousand phones meant the render thread
+fought the asyncio loop for the interpreter lock, and a full garbage collection over
+every connection's objects froze frames for half a second (docs: bench/audience.py).
+Here the same ``Backstage`` runs in a spawned child; the show's process keeps only
+the render thread, the audio thread and two bridge threads:
+
+- child → show: images, commands, HUD pictures, capture requests, tempo changes from
+  Link, and how many control pages watch the preview, sent by a sender thread so the
+  backstage loop never waits on the pipe;
+- show → child: the show's snapshot, the shader catalog, the audio engine's latest
+  features (50 times a second), preview pictures, Space's "make an image", answers
+  to captures, and "stop".
+
+Inside the child, ``MirrorBoard``, ``LiveMirror`` and proxy queues stand in for the
+show's ``StateBoard``, ``LiveAudio`` and ``Inbox``, so ``Backstage`` runs unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from engine.audio.input import AudioStatus
+from engine.audio.live import Heard, LiveAudio
+from engine.backstage import Backstage, BackstageError
+from engine.config import Config
+from engine.errors import EngineError
+from engine.render.show_loop import Inbox, StateBoard
+from engine.show import ShowSnapshot
+from engine.store import Journal
+
+log = logging.getLogger(__name__)
+
+PUBLISH_S = 0.02  # show state to the child 50 times a second (beats reach OSC within a frame or so)
+START_TIMEOUT_S = 60.0
+NO_HEARD = Heard(None, 0, AudioStatus("none", False, "no audio"), None)
+
+
+class _Sender:
+    """Sends from any thread through one thread, so no caller ever waits on the pipe."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self.conn = conn
+        self.items: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.broken = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        if not self.broken:
+            self.items.put(item)
+
+    def _run(self) -> None:
+        while (item := self.items.get()) is not None:
+            try:
+                self.conn.send(item)
+            except (OSError, ValueError):  # the other side is gone
+                self.broken = True
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.items.put(None)
+        self.thread.join(timeout)
+
+
+# --- inside the child ------------------------------------------------------------------------------
+class _ProxyQueue:
+    """What the backstage puts into an inbox queue travels to the show's process."""
+
+    def __init__(self, kind: str, out: _Sender) -> None:
+        self.kind = kind
+        self.out = out
+        self.sent = 0
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        self.sent += 1
+        self.out.put((self.kind, item))
+
+    def qsize(self) -> int:
+        return 0
+
+
+class _CaptureProxy:
+    """Capture requests wait here, by number, for the show's answer."""
+
+    def __init__(self, out: _Sender) -> None:
+        self.out = out
+        self.waiting: dict[int, Future[np.ndarray]] = {}
+        self._ids = itertools.count(1)
+
+    def put(self, wanted: Future[np.ndarray], block: bool = True, timeout: float | None = None) -> None:
+        n = next(self._ids)
+        self.waiting[n] = wanted
+        self.out.put(("capture", n))
+
+    def answer(self, n: int, pixels: np.ndarray | None, error: str | None) -> None:
+        wanted = self.waiting.pop(n, None)
+        if wanted is None or not wanted.set_running_or_notify_cancel():
+            return
+        if pixels is not None:
+            wanted.set_result(pixels)
+        else:
+            wanted.set_exception(EngineError(error or "capture failed"))
+
+
+class MirrorBoard(StateBoard):
+    """The show's state board as last heard from the show's process.
+
+    ``read()`` counts the images still on their way through the pipe in ``queue_len``, so the
+    pipeline does not run ahead of the show.
+    """
+
+    def __init__(self, out: _Sender | None = None, images: _ProxyQueue | None = None) -> None:
+        self._out = out
+        self._images = images
+        self._received = 0
+        self._viewers = 0
+        super().__init__()
+
+    @property
+    def preview_viewers(self) -> int:
+        return self._viewers
+
+    @preview_viewers.setter
+    def preview_viewers(self, n: int) -> None:
+        if n != self._viewers and self._out is not None:
+            self._out.put(("viewers", n))
+        self._viewers = n
+
+    def mirror(self, snapshot: ShowSnapshot, received: int) -> None:
+        self._received = received
+        self.publish(snapshot)
+
+    def read(self) -> ShowSnapshot:
+        snap = super().read()
+        in_flight = (self._images.sent if self._images else 0) - self._received
+        return dataclasses.replace(snap, queue_len=snap.queue_len + in_flight) if in_flight > 0 else snap
+
+
+class LiveMirror:
+    """The audio engine as the backstage sees it: its latest features, and a hand on its tempo (Link)."""
+
+    def __init__(self, out: _Sender) -> None:
+        self.out = out
+        self.heard = NO_HEARD
+
+    def latest(self) -> Heard:
+        return self.heard
+
+    def lock_bpm(self, bpm: float | None) -> None:
+        self.out.put(("tempo", "lock_bpm", bpm))
+
+    def resync(self, at: float | None = None) -> None:
+        self.out.put(("tempo", "resync", at))  # monotonic time is the same clock in both processes
+
+
+def _child(conn: Connection, cfg: Config, join_url: str) -> None:
+    """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
+    from engine.cli import setup_logging
+
+    setup_logging(cfg.log.level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C goes to the show's process, which says "stop"
+    parent = os.getppid()
+    out = _Sender(conn, "backstage-send")
+    images = _ProxyQueue("image", out)
+    captures = _CaptureProxy(out)
+    inbox = Inbox(images=cast(Any, images), commands=cast(Any, _ProxyQueue("command", out)),
+                  hud=cast(Any, _ProxyQueue("hud", out)), captures=cast(Any, captures))
+    board = MirrorBoard(out, images)
+    live = LiveMirror(out)
+    journal: Journal | None = None
+    backstage: Backstage | None = None
+    try:
+        try:
+            journal = Journal.open(Path(cfg.store.output_dir))
+            log.info("show journal and images in %s", journal.folder)
+            backstage = Backstage(cfg, inbox, board, join_url, journal=journal, live=cast(LiveAudio, live))
+            backstage.start()
+        except EngineError as err:
+            out.put(("failed", str(err)))
+            return
+        gc.collect()
+        gc.freeze()  # start-up objects live all show: keep them out of every collection
+        out.put(("ready", {"port": backstage.port, "vj_url": backstage.vj_url}))
+        while True:
+            if not conn.poll(0.5):
+                if os.getppid() != parent:  # the show's process is gone
+                    log.warning("the show's process is gone: the backstage stops")
+                    return
+                continue
+            msg = conn.recv()
+            kind = msg[0]
+            if kind == "snapshot":
+                board.mirror(msg[1], msg[2])
+            elif kind == "heard":
+                live.heard = msg[1]
+            elif kind == "catalog":
+                board.publish_catalog(msg[1])
+            elif kind == "preview":
+                board.publish_preview(msg[1])
+            elif kind == "request_image":
+                backstage.request_image()
+            elif kind == "captured":
+                captures.answer(msg[1], msg[2], msg[3])
+            elif kind == "stop":
+                return
+    except (EOFError, OSError):
+        return
+    finally:
+        if backstage is not None:
+            backstage.stop()
+        if journal is not None:
+            journal.close()
+        out.close()
+
+
+# --- in the show's process -------------------------------------------------------------------------
+def _light(heard: Heard) -> Heard:
+    """The features without their spectrum and waveform arrays (shaders only; the backstage reads numbers)."""
+    f = heard.features
+    if f is None:
+        return heard
+    return dataclasses.replace(heard, features=dataclasses.replace(f, spectrum=_EMPTY, waveform=_EMPTY))
+
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class BackstageProcess:
+    """``Backstage``'s interface for ``engine.app``, with the backstage in a process of its own."""
+
+    def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str,
+                 live: LiveAudio | None = None) -> None:
+        self.cfg = cfg
+        self.inbox = inbox
+        self.board = board
+        self.join_url = join_url
+        self.live = live
+        self.port: int | None = None
+        self.vj_url = ""
+        ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
+        self._conn, child_conn = ctx.Pipe()
+        self._proc = ctx.Process(target=_child, args=(child_conn, cfg, join_url), name="stagecraft-backstage",
+                                 daemon=True)
+        self._child_conn = child_conn
+        self._out: _Sender | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._received = 0
+
+    def start(self) -> None:
+        """Start the child and wait until it serves; raise BackstageError with its reason if it cannot."""
+        self._proc.start()
+        self._child_conn.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._conn.poll(0.2):
+            if not self._proc.is_alive():
+                raise BackstageError(f"the backstage process exited at start (code {self._proc.exitcode})")
+            if time.monotonic() > deadline:
+                self._proc.terminate()
+                raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
+        kind, info = self._conn.recv()
+        if kind == "failed":
+            self._proc.join(10)
+            raise BackstageError(str(info))
+        self.port, self.vj_url = info["port"], info["vj_url"]
+        self._out = _Sender(self._conn, "backstage-bridge-send")
+        for target, name in ((self._receive, "backstage-bridge-recv"), (self._publish, "backstage-bridge-state")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def request_image(self) -> None:
+        if self._out is not None:
+            self._out.put(("request_image",))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._out is not None:
+            self._out.put(("stop",))
+            self._out.close(timeout=2.0)
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            log.warning("the backstage process did not stop within %.0f s; terminating it", timeout)
+            self._proc.terminate()
+            self._proc.join(5)
+        for t in self._threads:
+            t.join(2.0)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+
+    # --- bridge threads ---------------------------------------------------------------------
+    def _receive(self) -> None:
+        """What the child sends, into the show's inbox (never the render thread's work)."""
+        while not self._stop.is_set():
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                if not self._stop.is_set():
+                    log.error("the backstage process is gone: no new images or remote control until restart")
+                return
+            try:
+                self._dispatch(msg)
+            except Exception:  # one odd message never stops the bridge
+                log.exception("backstage bridge: could not handle %r", msg[0] if msg else msg)
+
+    def _dispatch(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "image":
+            self.inbox.images.put(msg[1])
+            self._received += 1
+        elif kind == "command":
+            self.inbox.commands.put(msg[1])
+        elif kind == "hud":
+            self.inbox.hud.put(msg[1])
+        elif kind == "viewers":
+            self.board.preview_viewers = int(msg[1])
+        elif kind == "capture":
+            self._capture(int(msg[1]))
+        elif kind == "tempo" and self.live is not None:
+            if msg[1] == "lock_bpm":
+                self.live.lock_bpm(msg[2])
+            elif msg[1] == "resync":
+                self.live.resync(msg[2])
+
+    def _capture(self, n: int) -> None:
+        wanted: Future[np.ndarray] = Future()
+
+        def answered(done: Future[np.ndarray]) -> None:  # on the render thread: only a hand-off
+            error = done.exception()
+            out = self._out
+            if out is not None:
+                out.put(("captured", n, None if error else done.result(), str(error) if error else None))
+
+        wanted.add_done_callback(answered)
+        self.inbox.captures.put(wanted)
+
+    def _publish(self) -> None:
+        """The show's state to the child, whenever it changed, 50 times a second at most."""
+        snap: ShowSnapshot | None = None
+        catalog: object = None
+        seq = 0
+        heard: object = None
+        while not self._stop.wait(PUBLISH_S):
+            out = self._out
+            if out is None or out.broken:
+                return
+            board = self.board
+            received = self._received
+            now_snap = board.read()
+            if now_snap is not snap:
+                snap = now_snap
+                out.put(("snapshot", snap, received))
+            if board.catalog() is not catalog:
+                catalog = board.catalog()
+                out.put(("catalog", catalog))
+            now_seq, pixels = board.preview()
+            if now_seq != seq and pixels is not None:
+                seq = now_seq
+                out.put(("preview", pixels))
+            if self.live is not None:
+                now_heard = self.live.latest()
+                if now_heard is not heard:
+                    heard = now_heard
+                    out.put(("heard", _light(now_heard)))
+

@@ -1,0 +1,227 @@
+"""The backstage in its own process: the same behaviour as the thread, through the bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+
+from engine.audio.input import AudioStatus
+from engine.audio.live import Heard
+from engine.backstage import BackstageError
+from engine.backstage_process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
+from engine.commands import Action
+from engine.render.show_loop import Inbox, StateBoard
+from engine.show import ShowSnapshot
+from tests.engine_process import ROOT, free_port
+from tests.fakes import make_config
+from tests.test_vj_server import TOKEN, page
+
+
+class FakeLive:
+    """The show's audio engine as the bridge uses it."""
+
+    def __init__(self) -> None:
+        self.locked: list[float | None] = []
+        self.heard = Heard(None, 7, AudioStatus("none", False, "no audio"), 128.0)
+
+    def latest(self) -> Heard:
+        return self.heard
+
+    def lock_bpm(self, bpm: float | None) -> None:
+        self.locked.append(bpm)
+
+    def resync(self, at: float | None = None) -> None:
+        pass
+
+
+def make(tmp_path: Path, overrides: dict[str, Any] | None = None, live: FakeLive | None = None) -> BackstageProcess:
+    cfg = make_config({"server.host": "127.0.0.1", "server.port": free_port(), "generation.backend": "procedural",
+                       "generation.width": 128, "generation.height": 128, "store.output_dir": str(tmp_path / "out"),
+                       "vj.token": TOKEN, **(overrides or {})})
+    board = StateBoard()
+    board.publish(ShowSnapshot(size=(320, 180)))
+    return BackstageProcess(cfg, Inbox(), board, "http://127.0.0.1", live=live)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def bp(tmp_path: Path) -> Iterator[BackstageProcess]:
+    b = make(tmp_path, live=FakeLive())
+    b.start()
+    yield b
+    b.stop()
+
+
+async def phone_prompt(port: int, text: str) -> dict[str, Any]:
+    async with connect(f"ws://127.0.0.1:{port}/ws?client=phone-proc0001") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "prompt", "text": text}))
+        return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+
+def test_a_phone_prompt_becomes_an_image_in_the_show_process(bp: BackstageProcess, tmp_path: Path) -> None:
+    assert bp.port is not None and bp._proc.pid != os.getpid()
+    reply = asyncio.run(phone_prompt(bp.port, "a paper lantern"))
+    assert reply["state"] == "queued"
+    image = bp.inbox.images.get(timeout=20)
+    assert image.caption == "a paper lantern" and image.pixels.dtype == np.uint8
+    assert any((tmp_path / "out").rglob("journal.sqlite3"))  # the child keeps the journal
+
+
+def test_space_asks_the_child_for_an_image(bp: BackstageProcess) -> None:
+    bp.request_image()
+    assert bp.inbox.images.get(timeout=20).id.startswith("demo-")
+
+
+def test_control_page_commands_state_and_tempo_cross_the_bridge(bp: BackstageProcess) -> None:
+    bp.board.publish(ShowSnapshot(blackout=True, size=(320, 180)))
+
+    async def go() -> None:
+        async with page(bp) as p:  # type: ignore[arg-type]
+            await p.until(lambda: p.parts["show"]["blackout"])  # the show's snapshot reached the child
+            await p.until(lambda: p.parts["tempo"]["bpm"] == 128.0)  # and the audio engine's features
+            assert p.parts["tempo"]["beats"] == 7 and p.parts["tempo"]["locked"]
+            assert (await p.ask(type="command", action="next"))["type"] == "ack"
+
+    asyncio.run(go())
+    assert bp.inbox.commands.get(timeout=5).action is Action.NEXT
+    deadline = time.monotonic() + 5
+    while bp.board.preview_viewers != 0:  # the page left: no one watches the preview any more
+        assert time.monotonic() < deadline, "the show still thinks a page watches the preview"
+        time.sleep(0.02)
+
+
+def test_hud_pictures_and_captures_come_and_go(tmp_path: Path) -> None:
+    b = make(tmp_path, {"generation.img2img": "program"})
+    b.board.publish(ShowSnapshot(hud=True, size=(320, 180)))
+    b.start()
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def show_thread() -> None:  # answers capture requests as the render loop does
+        while not stop.is_set():
+            try:
+                wanted = b.inbox.captures.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if wanted.set_running_or_notify_cancel():
+                wanted.set_result(np.full((180, 320, 3), 200, dtype=np.uint8))
+                answered.append(1)
+
+    t = threading.Thread(target=show_thread, daemon=True)
+    t.start()
+    try:
+        hud = b.inbox.hud.get(timeout=20)
+        assert hud.ndim == 3 and hud.shape[2] == 4
+        assert b.port is not None
+        asyncio.run(phone_prompt(b.port, "evolve the picture"))
+        image = b.inbox.images.get(timeout=20)
+        assert image.caption == "evolve the picture" and answered  # image-to-image got the program frame
+    finally:
+        stop.set()
+        b.stop()
+
+
+def test_link_tempo_reaches_the_show_audio_engine(tmp_path: Path) -> None:
+    """The child's tempo hand (Link) drives the real audio engine in the show's process."""
+    live = FakeLive()
+    b = make(tmp_path, live=live)
+    b.start()
+    try:
+        assert b._out is not None
+        b._dispatch(("tempo", "lock_bpm", 140.0))
+        assert live.locked == [140.0]
+    finally:
+        b.stop()
+
+
+def test_a_start_failure_is_one_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        b = make(tmp_path, {"server.port": busy.getsockname()[1]})
+        with pytest.raises(BackstageError, match=r"cannot listen on 127\.0\.0\.1"):
+            b.start()
+    assert not b._proc.is_alive()
+
+
+def test_stop_ends_the_child(bp: BackstageProcess) -> None:
+    pid = bp._proc.pid
+    bp.stop()
+    assert not bp._proc.is_alive() and bp._proc.exitcode == 0
+    assert pid is not None
+
+
+def test_the_child_leaves_when_the_show_process_dies(tmp_path: Path) -> None:
+    """A show killed outright (SIGKILL, a crash) does not leave a server holding the port."""
+    script = textwrap.dedent(f"""
+        import sys, os
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.test_backstage_process import make
+        from pathlib import Path
+        b = make(Path({str(tmp_path)!r}))
+        b.start()
+        print(b._proc.pid, flush=True)
+        os._exit(0)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    child = int(out.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, 9)
+    pytest.fail("the backstage process outlived the show's process")
+
+
+def test_mirror_board_counts_images_still_in_the_pipe() -> None:
+    class Out:
+        def __init__(self) -> None:
+            self.items: list[tuple[Any, ...]] = []
+
+        def put(self, item: tuple[Any, ...]) -> None:
+            self.items.append(item)
+
+    out = Out()
+    images = _ProxyQueue("image", out)  # type: ignore[arg-type]
+    board = MirrorBoard(out, images)  # type: ignore[arg-type]
+    board.mirror(ShowSnapshot(queue_len=1), received=0)
+    images.put("an image")
+    images.put("another")
+    assert board.read().queue_len == 3  # two sent, not yet in the show
+    board.mirror(ShowSnapshot(queue_len=3), received=2)
+    assert board.read().queue_len == 3
+    board.preview_viewers = 2
+    board.preview_viewers = 2
+    assert [i for i in out.items if i[0] == "viewers"] == [("viewers", 2)]
+
+
+def test_sender_survives_a_closed_pipe() -> None:
+    import multiprocessing
+
+    a, b = multiprocessing.Pipe()
+    b.close()
+    a.close()
+    s = _Sender(a, "test-send")
+    s.put(("x",))
+    s.close(timeout=2)
+    assert s.broken
+    s.put(("y",))  # dropped, never raises
