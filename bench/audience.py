@@ -33,8 +33,9 @@ out whatever happened (Ctrl-C included). Missed targets are reported, never asse
 The machine is shared: the CPU table has a column for every other process, and the run says when
 they took cores during a phase, since the show's frame times then move with them.
 
-Experiments (not the engine's settings; the header says when one is used): ``--backstage process``
-runs the same ``Backstage`` in a process of its own, so the show's process only renders;
+Placement: ``--backstage process`` (the default, as the engine's ``server.backstage``) runs the
+backstage in a process of its own through the engine's own bridge; ``--backstage thread`` keeps it
+in the show's process. Experiments (not the engine's settings; the header says when one is used):
 ``--gc off`` disables the cyclic GC after start-up; ``--gc-threshold A,B,C`` sets the collector's
 thresholds (``700,10,1000000000``: young collections only, never an automatic full one);
 ``--switch-interval S`` sets the GIL switch interval of the show's process.
@@ -77,6 +78,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.backstage import Backstage  # noqa: E402
+from engine.backstage_process import BackstageProcess  # noqa: E402
 from engine.config import Config, with_overrides  # noqa: E402
 from engine.net import protocol  # noqa: E402
 from engine.net.audience import Audience, Prompt  # noqa: E402
@@ -154,9 +156,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--gc-threshold", default=None, help="experiment: gc.set_threshold(A,B,C) after start-up")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="experiment: sys.setswitchinterval(SECONDS) for the show's process")
-    parser.add_argument("--backstage", choices=("thread", "process"), default="thread",
-                        help="experiment: 'process' runs the same Backstage in a process of its own (the engine "
-                             "runs it as a thread)")
+    parser.add_argument("--backstage", choices=("thread", "process"), default="process",
+                        help="'process' (the engine's default, server.backstage) or 'thread' (server.backstage = "
+                             "\"thread\": the backstage shares the show's process)")
     args = parser.parse_args(argv)
     quick = args.quick
     connections = args.connections if args.connections is not None else (2000 if quick else 10000)
@@ -551,7 +553,7 @@ def broadcast_timed(backstage: Backstage, message: str, sent_ms: float, timings:
 class ThreadBackstage:
     """The engine's placement: ``Backstage`` as a thread of the show's process (``engine.app.run``)."""
 
-    label = "backstage thread in the show's process, as engine.app.run"
+    label = "backstage thread in the show's process, as engine.app.run with server.backstage = \"thread\""
 
     def __init__(self, cfg: Config, inbox: Inbox, output_dir: Path) -> None:
         # The pipeline reads its own board, on which the show's backlog never drains: it never generates.
@@ -579,96 +581,70 @@ class ThreadBackstage:
         self.journal.close()
 
 
-def backstage_process_main(conn: Any, settings: Settings, port: int, output_dir: str) -> None:
-    """The experiment's backstage process: the same Backstage, wired the same way, driven over a pipe."""
-    raise_nofile()
-    cfg = bench_config(settings, port, Path(output_dir))
-    board = StateBoard()
-    board.publish(ShowSnapshot(queue_len=99, size=SIZE))
-    journal = Journal.open(Path(output_dir))
-    backstage = Backstage(cfg, Inbox(), board, JOIN_URL, journal=journal)
-    timings: list[PushTiming] = []
-    gcs = GcLog()
-    try:
-        backstage.start()
-        gc.collect()
-        gc.freeze()
+PROBE: dict[str, Any] = {}  # in the backstage process: what the bench's probe keeps between questions
+
+
+def bench_probe(backstage: Backstage, question: tuple[Any, ...]) -> Any:
+    """The bench's questions to the engine's backstage process (``BackstageProcess.ask``), answered there."""
+    kind = question[0]
+    if kind == "setup":
+        settings: Settings = question[1]
         apply_gc_experiment(settings, switch_interval=False)
-        gc.callbacks.append(gcs)
-        conn.send(("ready", os.getpid()))
-        while True:
-            if not conn.poll(0.5):
-                if os.getppid() == 1:  # the show's process is gone
-                    return
-                continue
-            cmd, arg = conn.recv()
-            if cmd == "push":
-                done = threading.Event()
-                broadcast_timed(backstage, arg[0], arg[1], timings, done)
-                done.wait(arg[2])
-                conn.send(("pushed", done.is_set()))
-            elif cmd == "connections":
-                server = backstage.server
-                conn.send(("connections", server.connections if server is not None else 0))
-            elif cmd == "stop":
-                conn.send(("stopped", timings, gcs.events))
-                return
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        return
-    finally:
-        with contextlib.suppress(ValueError):
-            gc.callbacks.remove(gcs)
-        backstage.stop()
-        journal.close()
+        PROBE["timings"] = []
+        PROBE["gc"] = GcLog()
+        gc.callbacks.append(PROBE["gc"])
+        return os.getpid()
+    if kind == "connections":
+        server = backstage.server
+        return server.connections if server is not None else 0
+    if kind == "push":
+        done = threading.Event()
+        broadcast_timed(backstage, question[1], question[2], PROBE["timings"], done)
+        done.wait(question[3])
+        return done.is_set()
+    if kind == "results":
+        return PROBE["timings"], PROBE["gc"].events
+    raise ValueError(f"unknown question {kind!r}")
 
 
 class ProcessBackstage:
-    """Experiment: the same Backstage in a process of its own; the show's process only renders."""
+    """The engine's placement (``server.backstage = "process"``): ``engine.backstage_process.BackstageProcess``,
+    the same bridge ``engine.app.run`` uses, with the bench's probe in the child for push timings."""
 
-    label = "backstage in its own process (EXPERIMENT, not the engine's placement)"
+    label = "backstage in its own process, as engine.app.run (server.backstage = \"process\")"
 
-    def __init__(self, settings: Settings, port: int, output_dir: Path) -> None:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child_conn = ctx.Pipe()
-        self.proc = ctx.Process(target=backstage_process_main, args=(child_conn, settings, port, str(output_dir)),
-                                name="bench-backstage", daemon=True)
+    def __init__(self, settings: Settings, cfg: Config, inbox: Inbox) -> None:
+        # As ThreadBackstage: the backstage sees a show whose backlog never drains, so it never generates.
+        board = StateBoard()
+        board.publish(ShowSnapshot(queue_len=99, size=SIZE))
+        self.settings = settings
+        self.process = BackstageProcess(cfg, inbox, board, JOIN_URL, probe=bench_probe)
         self.timings: list[PushTiming] = []
         self.gc_events: list[tuple[float, float, int, int]] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self.proc.start()
-        if not self.conn.poll(60):
-            raise SetupError("the backstage process did not start within 60 s")
-        _, pid = self.conn.recv()
-        CHILDREN["backstage process"] = pid
+        self.process.start()
+        CHILDREN["backstage process"] = int(self.process.ask(("setup", self.settings), 30))
 
-    def _ask(self, cmd: str, arg: Any, timeout: float) -> Any:
+    def _ask(self, question: tuple[Any, ...], timeout: float) -> Any:
         with self._lock:
-            self.conn.send((cmd, arg))
-            if not self.conn.poll(timeout):
-                raise ClientError(f"the backstage process did not answer {cmd!r} within {timeout:g} s")
-            return self.conn.recv()
+            try:
+                return self.process.ask(question, timeout)
+            except queue.Empty:
+                raise ClientError(f"the backstage process did not answer {question[0]!r} within {timeout:g} s") \
+                    from None
 
     def connections(self) -> int:
-        return int(self._ask("connections", None, 30)[1])
+        return int(self._ask(("connections",), 30))
 
     def push(self, message: str, sent_ms: float, timeout: float) -> bool:
-        return bool(self._ask("push", (message, sent_ms, timeout), timeout + 5)[1])
+        return bool(self._ask(("push", message, sent_ms, timeout), timeout + 5))
 
     def stop(self) -> None:
-        if self.proc.is_alive():
-            with contextlib.suppress(Exception):
-                _, self.timings, self.gc_events = self._ask("stop", None, 20)
-            self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
+        with contextlib.suppress(Exception):
+            self.timings, self.gc_events = self._ask(("results",), 20)
+        self.process.stop()
 
 
 BackstageHandle = ThreadBackstage | ProcessBackstage
@@ -1213,7 +1189,7 @@ def run(s: Settings) -> None:
         client = LoadClient(node)
         inbox = Inbox()
         if s.placement == "process":
-            backstage = ProcessBackstage(s, port, output_dir)
+            backstage = ProcessBackstage(s, cfg, inbox)
         else:
             backstage = ThreadBackstage(cfg, inbox, output_dir)
         backstage.start()

@@ -30,6 +30,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 PUBLISH_S = 0.02  # show state to the child 50 times a second (beats reach OSC within a frame or so)
 START_TIMEOUT_S = 60.0
 NO_HEARD = Heard(None, 0, AudioStatus("none", False, "no audio"), None)
+
+# A benchmark's or a diagnostic's question to the backstage, answered in the child: a module-level
+# function (it is pickled to the child), called on the child's bridge thread.
+Probe = Callable[[Backstage, Any], Any]
 
 
 class _Sender:
@@ -171,12 +176,14 @@ class LiveMirror:
         self.out.put(("tempo", "resync", at))  # monotonic time is the same clock in both processes
 
 
-def _child(conn: Connection, cfg: Config, join_url: str) -> None:
+def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None) -> None:
     """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
     from engine.cli import setup_logging
 
     setup_logging(cfg.log.level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C goes to the show's process, which says "stop"
+    if cfg.server.backstage_nice and hasattr(os, "nice"):
+        os.nice(cfg.server.backstage_nice)  # short of CPU, the projector's frames come before the crowd's answers
     parent = os.getppid()
     out = _Sender(conn, "backstage-send")
     images = _ProxyQueue("image", out)
@@ -219,6 +226,11 @@ def _child(conn: Connection, cfg: Config, join_url: str) -> None:
                 backstage.request_image()
             elif kind == "captured":
                 captures.answer(msg[1], msg[2], msg[3])
+            elif kind == "probe" and probe is not None:
+                try:
+                    out.put(("probe", probe(backstage, msg[1])))
+                except Exception as err:
+                    out.put(("probe", err))
             elif kind == "stop":
                 return
     except (EOFError, OSError):
@@ -247,7 +259,7 @@ class BackstageProcess:
     """``Backstage``'s interface for ``engine.app``, with the backstage in a process of its own."""
 
     def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str,
-                 live: LiveAudio | None = None) -> None:
+                 live: LiveAudio | None = None, probe: Probe | None = None) -> None:
         self.cfg = cfg
         self.inbox = inbox
         self.board = board
@@ -257,8 +269,9 @@ class BackstageProcess:
         self.vj_url = ""
         ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
         self._conn, child_conn = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child_conn, cfg, join_url), name="stagecraft-backstage",
-                                 daemon=True)
+        self._proc = ctx.Process(target=_child, args=(child_conn, cfg, join_url, probe),
+                                 name="stagecraft-backstage", daemon=True)
+        self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._child_conn = child_conn
         self._out: _Sender | None = None
         self._stop = threading.Event()
@@ -290,6 +303,16 @@ class BackstageProcess:
     def request_image(self) -> None:
         if self._out is not None:
             self._out.put(("request_image",))
+
+    def ask(self, question: Any, timeout: float) -> Any:
+        """Ask the child's probe (benchmarks); its answer, or its exception raised here."""
+        if self._out is None:
+            raise BackstageError("the backstage process is not running")
+        self._out.put(("probe", question))
+        answer = self._answers.get(timeout=timeout)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -334,6 +357,8 @@ class BackstageProcess:
             self.board.preview_viewers = int(msg[1])
         elif kind == "capture":
             self._capture(int(msg[1]))
+        elif kind == "probe":
+            self._answers.put(msg[1])
         elif kind == "tempo" and self.live is not None:
             if msg[1] == "lock_bpm":
                 self.live.lock_bpm(msg[2])

@@ -164,6 +164,7 @@ class ServerConfig:
     max_errors: int = knob(10, min=1, max=1000, doc="bad messages in 10 s before a client is disconnected")
     backstage: Literal["process", "thread"] = knob(
         "process", doc="run the server, audience and generators in their own process, or as a thread")
+    backstage_nice: int = knob(0, min=0, max=19, doc="how much the backstage process yields the CPU to the show")
 
 
 @dataclass(frozen=True)

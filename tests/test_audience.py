@@ -245,3 +245,16 @@ def test_vj_prompt_skips_the_line_without_limits_or_moderation() -> None:
     assert [p.id for p in a.generating()] == [prompt.id]
     a.set_state(prompt.id, State.SHOWING)
     assert a.generating() == []
+
+
+def test_queued_count_follows_every_way_in_and_out() -> None:
+    clock = Clock()
+    a = audience(clock, burst=5, cooldown=1.0)
+    ids = _fill(a, clock)
+    a.submit_vj("the VJ's own")
+    assert a.queued_count == 7 == len(a.line())
+    a.next_prompt()
+    a.reject(ids["b2"])
+    a.remove(ids["c2"])
+    a.ban("a")
+    assert a.queued_count == sum(1 for p in a.prompts.values() if p.state is State.QUEUED) == len(a.line()) == 2

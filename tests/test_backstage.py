@@ -154,3 +154,13 @@ def test_osc_reaches_the_show_inbox(journal: Journal) -> None:
         assert b.inbox.commands.get(timeout=5).action is Action.NEXT
     finally:
         b.stop()
+
+
+def test_full_garbage_collections_wait_for_a_quiet_moment() -> None:
+    """Full collections stall every push for most of a second with a big crowd: only when quiet, yet never skipped."""
+    from engine.backstage import FULL_GC_MAX_S, FULL_GC_PERIOD_S, full_gc_due
+
+    assert not full_gc_due(now=100.0, last_full=0.0, last_prompt=0.0)  # the period is not over
+    assert full_gc_due(now=FULL_GC_PERIOD_S + 10, last_full=0.0, last_prompt=FULL_GC_PERIOD_S)  # quiet for 10 s
+    assert not full_gc_due(now=FULL_GC_PERIOD_S + 10, last_full=0.0, last_prompt=FULL_GC_PERIOD_S + 9)  # busy
+    assert full_gc_due(now=FULL_GC_MAX_S, last_full=0.0, last_prompt=FULL_GC_MAX_S)  # busy, but it is overdue

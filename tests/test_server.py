@@ -247,3 +247,19 @@ def test_blocklisted_word_in_disguise_is_refused_over_the_socket(web: Path, disg
             assert srv.audience.queued_count == 0
         await still_served(srv)
     run(web, scenario)
+
+
+def test_open_file_limit_is_lifted_for_a_crowd() -> None:
+    """Linux's default of 1,024 open files would cap the show near a thousand phones."""
+    import resource
+
+    from engine.net.server import raise_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))
+        wanted = 12256 if hard == resource.RLIM_INFINITY else min(12256, hard)
+        assert raise_open_files(wanted) == wanted
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -114,6 +114,7 @@ class Audience:
         self._positions_dirty = False
         self._front: list[str] = []  # prompts the VJ placed ahead of the fair order, in that order
         self._generating: set[str] = set()
+        self._queued = 0  # prompts in all the queues: counted, not summed over every phone per prompt
         self.version = 0  # bumps whenever the line, approvals or generating prompts change
 
     # --- intake -----------------------------------------------------------------
@@ -132,6 +133,7 @@ class Audience:
         self._recent.setdefault(client_id, deque(maxlen=RECENT_PER_CLIENT)).append(dupe_key(text))
         prompt.needs_approval = self.cfg.moderation == "approve"
         self._queues.setdefault(client_id, deque()).append(prompt.id)
+        self._queued += 1
         self.version += 1
         self._positions_dirty = True  # others may have moved: flush_positions() tells them, batched
         position = None if prompt.needs_approval else self._new_position(client_id)
@@ -150,6 +152,8 @@ class Audience:
         if self.cfg.moderation == "approve" or self._front:
             return self.positions().get(self._queues[client_id][-1])
         k = len(self._queues[client_id]) - 1
+        if k == 0 and next(reversed(self._queues)) == client_id:
+            return len(self._queues)  # a phone new to the line, last in turn: one place per phone waiting
         ahead = 0
         before = True
         for cid, q in self._queues.items():
@@ -207,7 +211,7 @@ class Audience:
     # --- the queue ----------------------------------------------------------------
     @property
     def queued_count(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self._queued
 
     def _order(self) -> list[str]:
         """Queued prompt ids in the order they will be served: the VJ's picks, then round-robin over phones."""
@@ -243,6 +247,7 @@ class Audience:
             if pid is None:
                 continue
             q.remove(pid)
+            self._queued -= 1
             self._queues.move_to_end(client_id)
             if not q:
                 del self._queues[client_id]
@@ -297,6 +302,7 @@ class Audience:
         self._remember(prompt.client_id, prompt.id)
         if prompt.state is State.QUEUED:
             self._queues.setdefault(prompt.client_id, deque()).append(prompt.id)
+            self._queued += 1
             self.version += 1
 
     # --- the VJ's operations ----------------------------------------------------------------
@@ -361,6 +367,7 @@ class Audience:
         self.prompts[prompt.id] = prompt
         self._remember(VJ_CLIENT, prompt.id)
         self._queues.setdefault(VJ_CLIENT, deque()).append(prompt.id)
+        self._queued += 1
         self._front.insert(0, prompt.id)
         self.version += 1
         self._positions_dirty = True
@@ -370,6 +377,7 @@ class Audience:
         q = self._queues.get(prompt.client_id)
         if q is not None and prompt.id in q:
             q.remove(prompt.id)
+            self._queued -= 1
             if not q:
                 del self._queues[prompt.client_id]
         if prompt.id in self._front:

@@ -59,6 +59,29 @@ SECURITY_HEADERS = {
 }
 
 ImageLookup = Callable[[str], tuple[bytes, str] | None]
+FILES_IN_RESERVE = 256  # descriptors beyond the phones: journal, images, shaders, the control page, libraries
+
+
+def raise_open_files(wanted: int) -> int:
+    """Lift this process's open-file limit toward ``wanted`` (one socket per phone); the limit now.
+
+    Linux defaults to 1,024 open files per process, which would cap the show near a thousand phones.
+    The soft limit may go up to the hard one without privileges.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows: no such limit to lift
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+    return target
 
 
 def static_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, Path]:
@@ -121,6 +144,12 @@ class AudienceServer:
 
     # --- life cycle -------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        wanted = self.cfg.max_connections + FILES_IN_RESERVE
+        limit = raise_open_files(wanted)
+        if limit < wanted:
+            log.warning("this process may open only %d files: about %d phones can connect, not %d "
+                        "(raise the hard limit: ulimit -Hn)", limit, max(0, limit - FILES_IN_RESERVE),
+                        self.cfg.max_connections)
         self._server = await serve(
             self._handle, host if host is not None else self.cfg.host, port if port is not None else self.cfg.port,
             process_request=self._process_request, process_response=self._process_response,
