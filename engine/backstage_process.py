@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from engine.store import Journal
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PUBLISH_S = 0.02  # show state to the child 50 times a second (beats reach OSC within a frame or so)
 START_TIMEOUT_S = 60.0
 NO_HEARD = Heard(None, 0, AudioStatus("none", False, "no audio"), None)
@@ -176,6 +178,20 @@ class LiveMirror:
         self.out.put(("tempo", "resync", at))  # monotonic time is the same clock in both processes
 
 
+def _die_with_parent() -> None:
+    """On Linux the kernel ends this process the moment the show's process dies (a crash, SIGKILL), so
+    it never holds the port against the restarted show; elsewhere the bridge notices within 0.5 s."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None) -> None:
     """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
     from engine.cli import setup_logging
@@ -185,6 +201,7 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
     if cfg.server.backstage_nice and hasattr(os, "nice"):
         os.nice(cfg.server.backstage_nice)  # short of CPU, the projector's frames come before the crowd's answers
     parent = os.getppid()
+    _die_with_parent()
     out = _Sender(conn, "backstage-send")
     images = _ProxyQueue("image", out)
     captures = _CaptureProxy(out)
@@ -279,7 +296,11 @@ class BackstageProcess:
         self._received = 0
 
     def start(self) -> None:
-        """Start the child and wait until it serves; raise BackstageError with its reason if it cannot."""
+        """Start the child and wait until it serves; raise BackstageError with its reason if it cannot.
+
+        Call it from the thread that lives as long as the show (the main thread): on Linux the child
+        is ended when the thread that started it ends.
+        """
         self._proc.start()
         self._child_conn.close()
         deadline = time.monotonic() + START_TIMEOUT_S

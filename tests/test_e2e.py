@@ -26,14 +26,14 @@ from tests.fakes import HEADLESS_ENV, SHADERS
 CLIENT = "e2e-phone-000001"
 
 
-def engine(tmp: Path, port: int, snapshot: str | None = None) -> EngineProcess:
+def engine(tmp: Path, port: int, snapshot: str | None = None, extra: tuple[str, ...] = ()) -> EngineProcess:
     args = ["--headless", "--size", "320x180", "--fps", "30", "--port", str(port), "--output", str(tmp / "out"),
             "--stability-mock", "--mock-latency", "2.5", "--set", "show.hold=0.5", "--set", "show.transition=0.3",
             "--set", "show.fit=cover", "--set", "shaders.effects=[]", "--set", f'shaders.dir="{SHADERS}"',
             "--set", "overlay.qr=\"off\"", "--set", "audience.cooldown=0.0"]
     if snapshot:
         args += ["--snapshot", snapshot]
-    p = EngineProcess(args, tmp, HEADLESS_ENV)
+    p = EngineProcess([*args, *extra], tmp, HEADLESS_ENV)
     p.wait_for(r"audience server on")
     return p
 
@@ -107,3 +107,18 @@ def test_prompt_to_screen_and_crash_recovery(tmp_path: Path) -> None:
         assert journal.images(pid) and journal.images(interrupted)
         assert all(journal.image_path(i.id) is not None and journal.image_path(i.id).is_file()  # type: ignore[union-attr]
                    for i in journal.images(pid))
+
+
+def test_the_backstage_as_a_thread_still_runs_the_show(tmp_path: Path) -> None:
+    """server.backstage = "thread": the same show with the server in the show's process."""
+    port = free_port()
+    p = engine(tmp_path, port, extra=("--set", 'server.backstage="thread"', "--mock-latency", "0.2"))
+    try:
+        seen = asyncio.run(statuses_until(port, ["a lantern on the water"],
+                                          lambda s: any(m["state"] == "showing" for m in s)))
+        assert "generating" in states_of(seen, seen[0]["id"])
+        assert "backstage_process" not in p.output  # no second process: the journal line comes from the app
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0, p.output
+    finally:
+        p.kill()
