@@ -347,3 +347,34 @@ def test_control_page_on_its_own_port(journal: Journal) -> None:
         asyncio.run(go())
     finally:
         b.stop()
+
+
+def test_backend_status_follows_stability_and_never_shows_the_key(journal: Journal,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """ok with credits while the (mock) API answers; offline with the reason in words once the breaker opens."""
+    from engine.gen.mock_stability import MockStabilityServer, Scripted, serve_in_thread
+
+    key = "sk-vjtest-0123456789abcdef"
+    monkeypatch.delenv("STABILITY_API_KEY", raising=False)
+    monkeypatch.delenv("STABILITY_API_HOST", raising=False)
+    with serve_in_thread(MockStabilityServer(key, scale=1 / 16)) as mock:
+        b = started(journal, {"generation.backend": "stability", "stability.api_host": mock.url,
+                              "stability.api_key": key, "stability.max_retries": 0,
+                              "stability.breaker_failures": 1, "stability.breaker_cooldown": 600.0})
+        try:
+            async def go() -> list[str]:
+                async with page(b) as p:
+                    await p.until(lambda: p.parts["backend"]["credits"] is not None)
+                    assert p.parts["backend"]["name"] == "stability" and p.parts["backend"]["status"] == "ok"
+                    mock.script(Scripted(status=500, match="generate"))
+                    await p.ask(type="prompt", text="a storm over the sea")
+                    await p.until(lambda: p.parts["backend"]["status"] == "offline")
+                    assert p.parts["backend"]["errors"]  # the fallback is explained in words
+                    return [json.dumps(v) for v in p.parts.values()]
+
+            texts = asyncio.run(go())
+            image = b.inbox.images.get(timeout=10)  # the offline generator stood in
+            assert image.caption == "a storm over the sea"
+            assert not any(key in t for t in texts)
+        finally:
+            b.stop()
