@@ -36,6 +36,8 @@ they took cores during a phase, since the show's frame times then move with them
 Placement: ``--backstage process`` (the default, as the engine's ``server.backstage``) runs the
 backstage in a process of its own through the engine's own bridge; ``--backstage thread`` keeps it
 in the show's process. Experiments (not the engine's settings; the header says when one is used):
+``--pin`` renders on CPU 0 with llvmpipe on one thread and puts the backstage process and the load client
+on CPU 1, modelling a show whose rendering does not share the crowd's cores (as with a GPU);
 ``--gc off`` disables the cyclic GC after start-up; ``--gc-threshold A,B,C`` sets the collector's
 thresholds (``700,10,1000000000``: young collections only, never an automatic full one);
 ``--switch-interval S`` sets the GIL switch interval of the show's process.
@@ -136,6 +138,7 @@ class Settings:
     gc_threshold: tuple[int, int, int] | None
     switch_interval: float | None
     placement: str
+    pin: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -159,7 +162,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--backstage", choices=("thread", "process"), default="process",
                         help="'process' (the engine's default, server.backstage) or 'thread' (server.backstage = "
                              "\"thread\": the backstage shares the show's process)")
+    parser.add_argument("--pin", action="store_true",
+                        help="experiment: the show renders on CPU 0 (llvmpipe on one thread), the backstage process "
+                             "and the load client run on CPU 1: a show whose rendering does not share the crowd's "
+                             "cores, as with a GPU")
     args = parser.parse_args(argv)
+    if args.pin and (not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2):
+        parser.error("--pin needs Linux and at least 2 CPUs")
     quick = args.quick
     connections = args.connections if args.connections is not None else (2000 if quick else 10000)
     idle_s = args.idle if args.idle is not None else (5.0 if quick else 15.0)
@@ -178,7 +187,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         connections=connections, per_ip=args.per_ip, idle_s=idle_s, pushes=pushes, push_every_s=1.0,
         prompt_count=min(connections, int(PROMPT_RATE * window)), prompt_window_s=window,
         prompt_grace_s=5.0 if quick else 8.0, quick=quick, gc_mode=args.gc, gc_threshold=threshold,
-        switch_interval=args.switch_interval, placement=args.backstage,
+        switch_interval=args.switch_interval, placement=args.backstage, pin=args.pin,
     )
 
 
@@ -438,10 +447,11 @@ class ClientError(Exception):
 class LoadClient:
     """The Node process, spoken to in JSON lines; events come through a reader thread into a queue."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, cpus: set[int] | None = None) -> None:
         self.proc = subprocess.Popen(
             [node, str(CLIENT_JS)], cwd=LOAD_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, bufsize=1,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         CHILDREN["load client (node)"] = self.proc.pid
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -584,6 +594,16 @@ class ThreadBackstage:
 PROBE: dict[str, Any] = {}  # in the backstage process: what the bench's probe keeps between questions
 
 
+SHOW_CPUS, CROWD_CPUS = {0}, {1}  # --pin
+
+
+def pin_threads(cpus: set[int]) -> None:
+    """Every thread of this process onto ``cpus`` (threads made later inherit it)."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
 def bench_probe(backstage: Backstage, question: tuple[Any, ...]) -> Any:
     """The bench's questions to the engine's backstage process (``BackstageProcess.ask``), answered there."""
     kind = question[0]
@@ -592,6 +612,8 @@ def bench_probe(backstage: Backstage, question: tuple[Any, ...]) -> Any:
         apply_gc_experiment(settings, switch_interval=False)
         PROBE["timings"] = []
         PROBE["gc"] = GcLog()
+        if settings.pin:
+            pin_threads(CROWD_CPUS)
         gc.callbacks.append(PROBE["gc"])
         return os.getpid()
     if kind == "connections":
@@ -931,6 +953,9 @@ def print_header(s: Settings, ctx_info: str, client: dict[str, Any], nofile: tup
     if s.switch_interval is not None:
         gc_note += f"; sys.setswitchinterval({s.switch_interval:g}) in the show's process (EXPERIMENT)"
     print(f"  GC: {gc_note}")
+    if s.pin:
+        print("  pinned (EXPERIMENT): the show on CPU 0 with llvmpipe on one thread, the backstage process and the "
+              "load client on CPU 1; models a show whose rendering does not share the crowd's cores (a GPU)")
     print(f"  clocks: client - engine = {r.clock_offset_ms:+.3f} ms (pipe round trip {r.clock_rtt_ms:.3f} ms), "
           "subtracted from every arrival")
 
@@ -1186,7 +1211,10 @@ def run(s: Settings) -> None:
     uploads = 0
     frozen = 0
     try:
-        client = LoadClient(node)
+        if s.pin:
+            os.environ["LP_NUM_THREADS"] = "1"  # read when the GL context is made, below
+            pin_threads(SHOW_CPUS)
+        client = LoadClient(node, CROWD_CPUS if s.pin else None)
         inbox = Inbox()
         if s.placement == "process":
             backstage = ProcessBackstage(s, cfg, inbox)
