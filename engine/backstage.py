@@ -459,13 +459,15 @@ class Backstage:
     def gallery_state(self) -> dict[str, Any]:
         if self.journal is None:
             return {"images": []}
-        images = self.journal.gallery()
-        texts = {p.id: p.text for p in self.audience.prompts.values()} if self.audience else {}
-        missing = {i.prompt_id for i in images[-vj_state.GALLERY_LIMIT:]} - set(texts)
-        for pid in missing:
-            rec = self.journal.prompt(pid)
-            if rec is not None:
-                texts[pid] = rec.text
+        images = self.journal.gallery()[-vj_state.GALLERY_LIMIT:]
+        prompts = self.audience.prompts if self.audience else {}
+        texts: dict[str, str] = {}
+        for pid in {i.prompt_id for i in images}:
+            known = prompts.get(pid)
+            rec = None if known is not None else self.journal.prompt(pid)
+            text = known.text if known is not None else rec.text if rec is not None else None
+            if text is not None:
+                texts[pid] = text
         return vj_state.gallery_state(images, texts)
 
     def generation_state(self) -> dict[str, Any]:

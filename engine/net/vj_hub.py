@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-SLOW_PARTS_S = 1.0  # gallery, backend, generation: looked at once a second
+SLOW_PARTS_S = 1.0  # backend, generation: looked at once a second
+GALLERY_S = 5.0  # the gallery: when the picture changes, and every few seconds in case
 MESSAGES_PER_S = 120.0  # two sliders dragged at once send about 60 a second
 PARTS = ("show", "tempo", "shaders", "queue", "gallery", "generation", "backend", "midi")
 
@@ -68,6 +69,7 @@ class VjHub:
         self.latest: dict[str, str] = {}  # part → its last message, what a new page gets first
         self._seen: dict[str, object] = {}  # part → the state it was last built from (skip rebuilding)
         self._slow_at = 0.0
+        self._gallery_at = 0.0
         self._preview_seq = 0
         self._encoding = False
 
@@ -87,9 +89,12 @@ class VjHub:
         if self._changed("midi", midi):
             self._offer("midi", vj_state.midi_state(midi))
         now = self.clock()
-        if force_slow or now - self._slow_at >= SLOW_PARTS_S or self._changed("current", snap.current_id):
-            self._slow_at = now
+        new_image = self._changed("current", snap.current_id)
+        if force_slow or new_image or now - self._gallery_at >= GALLERY_S:  # the journal is read only then
+            self._gallery_at = now
             self._offer("gallery", bs.gallery_state())
+        if force_slow or new_image or now - self._slow_at >= SLOW_PARTS_S:
+            self._slow_at = now
             self._offer("generation", bs.generation_state())
             self._offer("backend", bs.backend_state())
 
