@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from engine.backstage import Backstage
 from engine.commands import Action, Command
 from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowImage
+from engine.show import ShowImage, ShowSnapshot
 from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config
@@ -275,7 +275,8 @@ def test_gallery_image_goes_back_on_screen(bs: Backstage, journal: Journal) -> N
         async with page(bs) as p:
             reply = await p.ask(type="prompt", text="a lantern")
             first = bs.inbox.images.get(timeout=10)
-            journal.mark_shown(first.id)
+            journal.mark_shown(first.id)  # as the pipeline does when the show puts it on screen:
+            bs.board.publish(ShowSnapshot(current_id=first.id))
             await p.until(lambda: any(i["id"] == first.id for i in p.parts["gallery"]["images"]))
             item = next(i for i in p.parts["gallery"]["images"] if i["id"] == first.id)
             assert item["text"] == "a lantern" and item["prompt_id"] == reply["id"]
@@ -293,8 +294,6 @@ def test_gallery_image_goes_back_on_screen(bs: Backstage, journal: Journal) -> N
 
 
 def test_state_parts_follow_the_show(bs: Backstage) -> None:
-    from engine.show import ShowSnapshot
-
     async def go() -> None:
         async with page(bs) as p:
             bs.board.publish(ShowSnapshot(blackout=True, frozen=True, effects=("glow",), fps=59.9,
