@@ -284,16 +284,16 @@ class BackstageProcess:
         self.live = live
         self.port: int | None = None
         self.vj_url = ""
-        ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
-        self._conn, child_conn = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child_conn, cfg, join_url, probe),
-                                 name="stagecraft-backstage", daemon=True)
+        self._probe = probe
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._child_conn = child_conn
         self._out: _Sender | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._received = 0
+        self._fresh = False  # a new child: the publisher sends it everything again
+        self.restarts = 0
 
     def start(self) -> None:
         """Start the child and wait until it serves; raise BackstageError with its reason if it cannot.
@@ -301,25 +301,56 @@ class BackstageProcess:
         Call it from the thread that lives as long as the show (the main thread): on Linux the child
         is ended when the thread that started it ends.
         """
-        self._proc.start()
-        self._child_conn.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._conn.poll(0.2):
-            if not self._proc.is_alive():
-                raise BackstageError(f"the backstage process exited at start (code {self._proc.exitcode})")
-            if time.monotonic() > deadline:
-                self._proc.terminate()
-                raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
-        kind, info = self._conn.recv()
-        if kind == "failed":
-            self._proc.join(10)
-            raise BackstageError(str(info))
-        self.port, self.vj_url = info["port"], info["vj_url"]
-        self._out = _Sender(self._conn, "backstage-bridge-send")
+        self._launch()
         for target, name in ((self._receive, "backstage-bridge-recv"), (self._publish, "backstage-bridge-state")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _launch(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
+        conn, child_conn = ctx.Pipe()
+        proc = ctx.Process(target=_child, args=(child_conn, self.cfg, self.join_url, self._probe),
+                           name="stagecraft-backstage", daemon=True)
+        self._proc = proc
+        proc.start()
+        child_conn.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not conn.poll(0.2):
+            if not proc.is_alive():
+                conn.close()
+                raise BackstageError(f"the backstage process exited at start (code {proc.exitcode})")
+            if time.monotonic() > deadline:
+                proc.terminate()
+                conn.close()
+                raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
+        kind, info = conn.recv()
+        if kind == "failed":
+            proc.join(10)
+            conn.close()
+            raise BackstageError(str(info))
+        self.port, self.vj_url = info["port"], info["vj_url"]
+        self._received = 0
+        old, self._conn = self._out, conn
+        self._out = _Sender(conn, "backstage-bridge-send")
+        self._fresh = True
+        if old is not None:
+            old.close(timeout=0.5)
+
+    def _restart(self) -> None:
+        """The backstage died mid-show: start a new one (the journal resumes its prompts, phones reconnect)."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self._launch()
+            except BackstageError as err:
+                log.error("the backstage could not restart (%s); trying again in %.0f s", err, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.restarts += 1
+            log.warning("the backstage is back (restart %d): phones reconnect by themselves", self.restarts)
+            return
 
     def request_image(self) -> None:
         if self._out is not None:
@@ -340,26 +371,34 @@ class BackstageProcess:
         if self._out is not None:
             self._out.put(("stop",))
             self._out.close(timeout=2.0)
-        self._proc.join(timeout)
-        if self._proc.is_alive():
-            log.warning("the backstage process did not stop within %.0f s; terminating it", timeout)
-            self._proc.terminate()
-            self._proc.join(5)
+        proc = self._proc
+        if proc is not None:
+            proc.join(timeout)
+            if proc.is_alive():
+                log.warning("the backstage process did not stop within %.0f s; terminating it", timeout)
+                proc.terminate()
+                proc.join(5)
         for t in self._threads:
             t.join(2.0)
-        with contextlib.suppress(OSError):
-            self._conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
 
     # --- bridge threads ---------------------------------------------------------------------
     def _receive(self) -> None:
         """What the child sends, into the show's inbox (never the render thread's work)."""
         while not self._stop.is_set():
+            conn = self._conn
+            assert conn is not None
             try:
-                msg = self._conn.recv()
+                msg = conn.recv()
             except (EOFError, OSError):
-                if not self._stop.is_set():
-                    log.error("the backstage process is gone: no new images or remote control until restart")
-                return
+                if self._stop.is_set():
+                    return
+                code = self._proc.exitcode if self._proc is not None else None
+                log.error("the backstage process died (exit code %s): the show goes on, restarting it", code)
+                self._restart()
+                continue
             try:
                 self._dispatch(msg)
             except Exception:  # one odd message never stops the bridge
@@ -407,7 +446,10 @@ class BackstageProcess:
         while not self._stop.wait(PUBLISH_S):
             out = self._out
             if out is None or out.broken:
-                return
+                continue  # between a dead child and its replacement
+            if self._fresh:  # a new child knows nothing yet
+                self._fresh = False
+                snap, catalog, seq, heard = None, None, 0, None
             board = self.board
             received = self._received
             now_snap = board.read()

@@ -225,3 +225,24 @@ def test_sender_survives_a_closed_pipe() -> None:
     s.close(timeout=2)
     assert s.broken
     s.put(("y",))  # dropped, never raises
+
+
+def test_a_backstage_that_dies_mid_show_is_restarted(bp: BackstageProcess) -> None:
+    """A crash in the server or a generator no longer ends the audience's part of the show: a new
+    backstage serves on the same port, phones reconnect, and images flow again."""
+    import signal as signals
+
+    first = bp._proc.pid if bp._proc is not None else None
+    assert first is not None and bp.port is not None
+    os.kill(first, signals.SIGKILL)
+    deadline = time.monotonic() + 30
+    while bp.restarts == 0:
+        assert time.monotonic() < deadline, "the backstage was not restarted"
+        time.sleep(0.05)
+    assert bp._proc is not None and bp._proc.pid != first
+    reply = asyncio.run(phone_prompt(bp.port, "back after the crash"))
+    assert reply["state"] == "queued"
+    while True:  # the new child hears the show's state again, and its images reach the show
+        image = bp.inbox.images.get(timeout=20)
+        if image.caption == "back after the crash":
+            break
