@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,14 +104,24 @@ def static_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, Path]:
     return files
 
 
-def http_response(status: http.HTTPStatus, body: bytes, content_type: str, cache: str = "no-cache") -> Response:
+def http_response(status: http.HTTPStatus, body: bytes, content_type: str, cache: str = "no-cache",
+                  extra: Mapping[str, str] | None = None) -> Response:
+    """An answer with the security headers; ``extra`` adds headers or replaces them (a page's own CSP)."""
     headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": cache,
-                       **SECURITY_HEADERS})
+                       **SECURITY_HEADERS, **(extra or {})})
     return Response(status.value, status.phrase, headers, body)
 
 
-def text_response(status: http.HTTPStatus, text: str) -> Response:
-    return http_response(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+def text_response(status: http.HTTPStatus, text: str, cache: str = "no-cache") -> Response:
+    return http_response(status, (text + "\n").encode(), "text/plain; charset=utf-8", cache)
+
+
+def content_type(file: Path) -> str:
+    """A served file's Content-Type, with the charset for text."""
+    mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    if mime.startswith("text/") or mime in ("application/javascript", "application/json"):
+        mime += "; charset=utf-8"
+    return mime
 
 
 @dataclass
@@ -210,11 +220,7 @@ class AudienceServer:
             except OSError:
                 return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
             self._cache[path] = cached
-        body = cached
-        mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if mime.startswith("text/") or mime in ("application/javascript", "application/json"):
-            mime += "; charset=utf-8"
-        return http_response(http.HTTPStatus.OK, body, mime)
+        return http_response(http.HTTPStatus.OK, cached, content_type(file))
 
     def _admit(self, connection: ServerConnection) -> Response | None:
         ip = _ip_of(connection)

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import http
 import logging
-import mimetypes
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,7 +26,15 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from engine.config import VjConfig
-from engine.net.server import SECURITY_HEADERS, WEB_ROOT, ImageLookup, is_vj_path, static_files
+from engine.net.server import (
+    WEB_ROOT,
+    ImageLookup,
+    content_type,
+    http_response,
+    is_vj_path,
+    static_files,
+    text_response,
+)
 from engine.net.vj_auth import TokenGate
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,7 @@ COOKIE = "stagecraft_vj"
 VJ_ROOT = WEB_ROOT / "vj"
 IMAGE_PATH = re.compile(r"^/vj/images/([A-Za-z0-9_-]{1,80})\.(png|jpg|jpeg|webp)$")
 MAX_MESSAGE_BYTES = 16384
+NO_STORE = "no-store"  # nothing of the control page stays in a shared browser's cache
 
 LOGIN_STYLE = (
     "body{background:#0c0b14;color:#f4f2ff;font:16px system-ui,sans-serif;display:grid;place-items:center;"
@@ -62,18 +70,11 @@ def login_page(note: str = "") -> bytes:
     ).encode()
 
 
-def _response(status: http.HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None
-              ) -> Response:
-    h = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-store",
-                 **SECURITY_HEADERS, **(headers or {})})
-    return Response(status.value, status.phrase, h, body)
-
-
 def _refused(status: http.HTTPStatus, note: str = "", retry_after: float | None = None) -> Response:
     headers = {"Content-Security-Policy": LOGIN_CSP}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after)))
-    return _response(status, login_page(note), "text/html; charset=utf-8", headers)
+    return http_response(status, login_page(note), "text/html; charset=utf-8", NO_STORE, headers)
 
 
 def cookie_token(headers: Headers) -> str | None:
@@ -106,7 +107,7 @@ class VjRoutes:
         try:
             parts = urlsplit(request.path)
         except ValueError:
-            return _response(http.HTTPStatus.BAD_REQUEST, b"Bad request\n", "text/plain; charset=utf-8")
+            return text_response(http.HTTPStatus.BAD_REQUEST, "Bad request", NO_STORE)
         path = unquote(parts.path)
         ip = _ip_of(connection)
         offered = next(iter(parse_qs(parts.query).get("token", [])), None) if path == "/vj" else None
@@ -120,8 +121,8 @@ class VjRoutes:
                 return _refused(http.HTTPStatus.UNAUTHORIZED, "That token is not right.")
             secure = "; Secure" if self.secure_cookie else ""
             cookie = f"{COOKIE}={offered}; HttpOnly; SameSite=Strict; Path=/vj{secure}"
-            return _response(http.HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8",
-                              {"Location": "/vj", "Set-Cookie": cookie})
+            return http_response(http.HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8", NO_STORE,
+                                 {"Location": "/vj", "Set-Cookie": cookie})
         presented = cookie_token(request.headers)
         if presented is None:
             return _refused(http.HTTPStatus.UNAUTHORIZED)
@@ -134,7 +135,7 @@ class VjRoutes:
         if path == "/vj/ws":
             return self._admit_socket(request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+            return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
         return self._serve(path)
 
     def _admit_socket(self, request: Request) -> Response | None:
@@ -142,10 +143,9 @@ class VjRoutes:
         host = request.headers.get("Host", "")
         if origin is not None and urlsplit(origin).netloc != host:
             log.warning("VJ socket refused: origin %s is not this page's host", origin[:100])
-            return _response(http.HTTPStatus.FORBIDDEN, b"Forbidden\n", "text/plain; charset=utf-8")
+            return text_response(http.HTTPStatus.FORBIDDEN, "Forbidden", NO_STORE)
         if self.sockets >= self.cfg.max_connections:
-            return _response(http.HTTPStatus.SERVICE_UNAVAILABLE, b"Too many control pages open\n",
-                             "text/plain; charset=utf-8")
+            return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many control pages open", NO_STORE)
         return None
 
     def _serve(self, path: str) -> Response:
@@ -153,20 +153,17 @@ class VjRoutes:
         if m:
             found = self.images(m.group(1))
             if found is None:
-                return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+                return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
             body, mime = found
-            return _response(http.HTTPStatus.OK, body, mime, {"Cache-Control": "private, max-age=86400"})
+            return http_response(http.HTTPStatus.OK, body, mime, "private, max-age=86400")
         file = self.files.get(path)
         if file is None:
-            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+            return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
         try:
             body = file.read_bytes()  # read each time: the page is small and rarely loaded
         except OSError:
-            return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
-        mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if mime.startswith("text/") or mime == "application/javascript":
-            mime += "; charset=utf-8"
-        return _response(http.HTTPStatus.OK, body, mime)
+            return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
+        return http_response(http.HTTPStatus.OK, body, content_type(file), NO_STORE)
 
     async def handle(self, connection: ServerConnection) -> None:
         self.sockets += 1
@@ -183,7 +180,7 @@ class VjRoutes:
             except ValueError:
                 path = ""
             if not is_vj_path(path):
-                return _response(http.HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8")
+                return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
             return self.process_request(connection, request)
 
         self._server = await serve(self.handle, host, port, process_request=process, max_size=MAX_MESSAGE_BYTES,
