@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.commands import Action, Command
+from engine.commands import Command
 from engine.config import MidiConfig
-from engine.control.midi_map import TRIGGERS, Control, MidiMap, Target
+from engine.control.midi_map import Control, MidiMap, Target, check_mappable
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +92,6 @@ def matching_ports(names: Iterable[str], wanted: str) -> list[str]:
     if wanted.lower() == "all":
         return unique
     return [name for name in unique if wanted.lower() in name.lower()]
-
-
-def check_mappable(target: Target) -> None:
-    """A ValueError unless ``target`` can be bound to a control (and loaded back from the file)."""
-    if target.action == Action.PARAM.value:
-        if not target.shader or not target.param:
-            raise ValueError(f"MIDI parameter target needs a shader and a parameter, got {target!r}")
-        return
-    if target.action not in {a.value for a in TRIGGERS}:
-        allowed = ", ".join(sorted(["param", *(a.value for a in TRIGGERS)]))
-        raise ValueError(f"MIDI cannot be mapped to {target.action!r}: mappable actions are {allowed}")
 
 
 def _reason(err: BaseException) -> str:

@@ -43,6 +43,17 @@ class Target:
     high: float = 1.0
 
 
+def check_mappable(target: Target) -> None:
+    """A ValueError unless ``target`` can be bound to a control (and loaded back from the file)."""
+    if target.action == Action.PARAM.value:
+        if not target.shader or not target.param:
+            raise ValueError(f"MIDI parameter target needs a shader and a parameter, got {target!r}")
+        return
+    if target.action not in {a.value for a in TRIGGERS}:
+        allowed = ", ".join(sorted(["param", *(a.value for a in TRIGGERS)]))
+        raise ValueError(f"MIDI cannot be mapped to {target.action!r}: mappable actions are {allowed}")
+
+
 def control_of(message: Any) -> tuple[Control, float] | None:
     """A mido message → (control, value 0..1); None for messages no mapping can use."""
     kind = getattr(message, "type", "")
@@ -103,8 +114,7 @@ class MidiMap:
         try:
             for item in json.loads(path.read_text(encoding="utf-8")):
                 control, target = Control(**item["control"]), Target(**item["target"])
-                if target.action != Action.PARAM.value and Action(target.action) not in TRIGGERS:
-                    raise ValueError(f"action {target.action!r} cannot be mapped")
+                check_mappable(target)
                 m.mappings[control] = target
         except (OSError, ValueError, TypeError, KeyError) as err:
             log.warning("MIDI: ignoring %s (%s); starting with no mappings", path, err)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.commands import Action, Command
-from engine.control.midi_map import TRIGGERS, Control, Target
+from engine.control.midi_map import Control, Target, check_mappable
 from engine.net.protocol import ProtocolError
 
 MAX_REF = 64
@@ -23,8 +23,12 @@ MAX_REASON = 200
 MAX_VJ_PROMPT = 500
 MAX_ID = 80
 PAGE_ACTIONS = frozenset(Action) - {Action.QUIT, Action.ESCAPE, Action.FULLSCREEN}
-SETTINGS = ("width", "height", "aspect_ratio", "cfg_scale", "steps", "samples", "model", "style_preset",
-            "negative_prompt", "img2img", "strength")
+# The generation settings the page may change → the config key behind each (validated like config.toml).
+SETTINGS: dict[str, str] = {
+    **{name: f"generation.{name}" for name in ("width", "height", "aspect_ratio", "cfg_scale", "steps", "samples",
+                                               "style_preset", "negative_prompt", "img2img", "strength")},
+    "model": "stability.model",
+}
 
 
 class VjProtocolError(ProtocolError):
@@ -157,14 +161,12 @@ def _target(raw: object, ref: str | None) -> Target | None:
     action = raw.get("action")
     if action == Action.PARAM.value:
         return Target(action, _str(raw, "shader", ref), _str(raw, "param", ref))
+    target = Target(str(action)[:40])
     try:
-        trigger = Action(str(action))
-    except ValueError:
-        trigger = None
-    if trigger not in TRIGGERS:
-        names = ", ".join(sorted(a.value for a in TRIGGERS))
-        raise VjProtocolError("bad_message", f"target.action: param or one of {names}", ref)
-    return Target(str(action))
+        check_mappable(target)
+    except ValueError as err:
+        raise VjProtocolError("bad_message", f"target.action: {err}", ref) from None
+    return target
 
 
 def _control(raw: object, ref: str | None) -> Control:
