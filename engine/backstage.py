@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.audio.live import LiveAudio
@@ -39,7 +39,7 @@ from engine.gen.base import GeneratedImage, GenerationRequest, Generator
 from engine.gen.decode import prepare
 from engine.gen.pipeline import Pipeline
 from engine.net import vj_state
-from engine.net.audience import Audience, Outbox, Prompt
+from engine.net.audience import NOT_THIS_TIME, Audience, Outbox, Prompt
 from engine.net.moderation import Moderator
 from engine.net.protocol import State
 from engine.net.server import AudienceServer
@@ -51,6 +51,9 @@ from engine.render.overlay import HudLayout, hud_image, hud_lines
 from engine.render.show_loop import Inbox, StateBoard
 from engine.show import ShowImage
 from engine.store import Journal, PromptState
+
+if TYPE_CHECKING:
+    from engine.gen.stability import StabilityStatus  # loaded only with the Stability backend
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +269,7 @@ class Backstage:
     def approve(self, prompt_id: str) -> None:
         self.call(lambda: self._moderate(prompt_id, True, None))
 
-    def reject(self, prompt_id: str, reason: str = "Not this time, sorry!") -> None:
+    def reject(self, prompt_id: str, reason: str = NOT_THIS_TIME) -> None:
         self.call(lambda: self._moderate(prompt_id, False, reason))
 
     def ban(self, client_id: str) -> None:
@@ -391,7 +394,7 @@ class Backstage:
         else:
             if prompt.state is not State.QUEUED:
                 raise VjProtocolError("not_found", f"That prompt is {prompt.state.value}, not waiting.")
-            self._moderate(prompt_id, op == "approve", reason or "Not this time, sorry!")
+            self._moderate(prompt_id, op == "approve", reason or NOT_THIS_TIME)
 
     def vj_prompt(self, text: str) -> str:
         """The VJ's own prompt, generated next (the seed's "generate" button)."""
@@ -402,26 +405,30 @@ class Backstage:
         return prompt.id
 
     def reshow(self, image_id: str) -> None:
-        """An image from the gallery back on screen now: decoded in the pool, then straight in."""
-        data = self.journal.image_bytes(image_id) if self.journal is not None else None
-        if data is None:
+        """An image from the gallery back on screen now: read and decoded in the pool, then straight in."""
+        journal = self.journal
+        record = journal.image(image_id) if journal is not None else None
+        if journal is None or record is None or (record.path is None and not record.in_memory):
             raise VjProtocolError("not_found", "No such image in this show.")
-        record = self.journal.image(image_id) if self.journal is not None else None
-        prompt = self.journal.prompt(record.prompt_id) if self.journal is not None and record else None
-        loop = asyncio.get_running_loop()
-        snap = self.board.read()
-        future = loop.run_in_executor(self._pool, prepare, GeneratedImage(data=data), snap.size,
-                                      self.cfg.render.max_image_size, self.cfg.show.fit)
+        prompt = journal.prompt(record.prompt_id)
+        size = self.board.read().size
         show_id = f"{image_id}-again{next(self._reshow_seq)}"
 
-        def shown(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                self._report(f"re-show {image_id}: {done.exception() if not done.cancelled() else 'cancelled'}")
-                return
-            self.inbox.images.put(ShowImage(show_id, done.result(), caption=prompt.text if prompt else "",
-                                            urgent=True))
+        def load() -> ShowImage:
+            data = journal.image_bytes(image_id)
+            if data is None:
+                raise EngineError("its file is gone")
+            pixels = prepare(GeneratedImage(data=data), size, self.cfg.render.max_image_size, self.cfg.show.fit)
+            return ShowImage(show_id, pixels, caption=prompt.text if prompt else "", urgent=True)
 
-        future.add_done_callback(shown)
+        def loaded(done: asyncio.Future[ShowImage]) -> None:
+            error = "cancelled" if done.cancelled() else done.exception()
+            if error is not None:
+                self._report(f"re-show {image_id}: {error}")
+                return
+            self.inbox.images.put(done.result())
+
+        asyncio.get_running_loop().run_in_executor(self._pool, load).add_done_callback(loaded)
 
     def change_settings(self, values: Mapping[str, object]) -> None:
         """Generation settings for the next prompts, validated like config.toml."""
@@ -477,14 +484,20 @@ class Backstage:
         return vj_state.generation_state(self.cfg, folder, STYLE_PRESETS)
 
     def backend_state(self) -> dict[str, Any]:
-        line = self.generator_line()
+        status = self._primary_status()
+        line = self.generator_line(status)
         if self.generators is None:
             return {"name": "", "status": "offline", "line": line, "credits": None, "errors": list(self.reports)}
+        return {"name": self.generators[0].name, "status": status.state if status else "ok", "line": line,
+                "credits": status.credits if status else None, "errors": list(self.reports)}
+
+    def _primary_status(self) -> StabilityStatus | None:
+        """The primary backend's health, when it has one to report (the offline generator has none)."""
+        if self.generators is None:
+            return None
         primary, fallback = self.generators
         status_of = getattr(primary, "status", None)
-        status = status_of() if status_of is not None and primary is not fallback else None
-        return {"name": primary.name, "status": status.state if status else "ok", "line": line,
-                "credits": status.credits if status else None, "errors": list(self.reports)}
+        return status_of() if status_of is not None and primary is not fallback else None
 
     # --- the show's helpers ---------------------------------------------------------------
     async def _collector(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -522,17 +535,16 @@ class Backstage:
                 self.inbox.hud.put(pixels)
             await asyncio.sleep(HUD_REFRESH_S)
 
-    def generator_line(self) -> str:
+    def generator_line(self, status: StabilityStatus | None = None) -> str:
         """The image backend as the VJ needs to see it: which one, healthy or not, credits left."""
         if self.generators is None:
             return "images: starting"
         primary, fallback = self.generators
         if primary is fallback:
             return f"images: {primary.name} (offline)"
-        status = getattr(primary, "status", None)
-        if status is None:
+        s = status or self._primary_status()
+        if s is None:
             return f"images: {primary.name}"
-        s = status()
         credits = f"   credits {s.credits:g}" if s.credits is not None else ""
         problem = f"   ! {s.last_error}" if s.last_error else ""
         return f"images: {primary.name} {s.state}{credits}{problem}"

@@ -30,6 +30,7 @@ QUEUE_FULL = "The queue is full, try again in a minute."
 DUPLICATE = "You already sent that one. Try something new!"
 BANNED = "Sorry, you can't send prompts at this show."
 TOO_MANY = "You have enough prompts waiting. Send more once they are on screen!"
+NOT_THIS_TIME = "Not this time, sorry!"  # the VJ rejected it and gave no reason
 VJ_CLIENT = "vj"  # the VJ's own prompts; too short to be a phone's id, so no phone can pose as the VJ
 
 
@@ -317,7 +318,7 @@ class Audience:
         self.version += 1
         return self._position_updates()
 
-    def reject(self, prompt_id: str, reason: str = "Not this time, sorry!") -> Outbox:
+    def reject(self, prompt_id: str, reason: str = NOT_THIS_TIME) -> Outbox:
         prompt = self.prompts.get(prompt_id)
         if prompt is None or prompt.state is not State.QUEUED:
             return []
@@ -356,8 +357,7 @@ class Audience:
         line.remove(prompt_id)
         to = max(0, min(to, len(line)))
         line.insert(to, prompt_id)
-        pending = [p for p in self._front if self.prompts[p].needs_approval]
-        self._front = line[: to + 1] + pending
+        self._front = line[: to + 1]  # only approved prompts (and the VJ's own) are ever pinned
         self.version += 1
         return self._position_updates()
 

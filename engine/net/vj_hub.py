@@ -158,8 +158,7 @@ class VjHub:
         except ConnectionClosed:
             pass
         finally:
-            self.pages.pop(connection, None)
-            self.bs.board.preview_viewers = sum(1 for p in self.pages.values() if p.preview)
+            self.pages.pop(connection, None)  # run() recounts the preview's viewers at its next tick
 
     def answer(self, page: Page, frame: str | bytes) -> str | None:
         """One message from a page → what to tell it (ack, error or pong)."""

@@ -7,6 +7,8 @@ docs/vj-protocol.md. The hub sends a part again only when its dict changed.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +19,7 @@ from engine.audio.live import Heard
 from engine.config import Config, GenerationConfig, StabilityConfig
 from engine.control.midi_input import MidiState
 from engine.net.audience import Audience, Prompt
+from engine.net.vj_protocol import SETTINGS
 from engine.shaders.library import ShaderInfo
 from engine.show import ShowSnapshot
 from engine.store import ImageRecord
@@ -110,29 +113,33 @@ def _choices(cls: type, name: str) -> list[str]:
     return [str(v) for v in typing.get_args(hints[name])]
 
 
-def _limits(cls: type, name: str) -> list[float]:
-    meta = cls.__dataclass_fields__[name].metadata  # type: ignore[attr-defined]
-    return [meta.get("min"), meta.get("max")]
+@functools.cache
+def _fixed_choices() -> tuple[dict[str, list[str]], dict[str, list[float | None]]]:
+    """The settings' choices and numeric ranges, from their config declarations: the same all show."""
+    choices = {"aspect_ratio": _choices(GenerationConfig, "aspect_ratio"), "model": _choices(StabilityConfig, "model"),
+               "img2img": _choices(GenerationConfig, "img2img")}
+    fields = {f.name: f.metadata for f in dataclasses.fields(GenerationConfig)}
+    limits = {k: [fields[k].get("min"), fields[k].get("max")] for k in NUMBER_SETTINGS}
+    return choices, limits
 
 
 def generation_state(cfg: Config, output_dir: str, style_presets: Iterable[str]) -> dict[str, Any]:
-    g, s = cfg.generation, cfg.stability
-    settings = {k: getattr(g, k) for k in ("width", "height", "aspect_ratio", "cfg_scale", "steps", "samples",
-                                           "style_preset", "negative_prompt", "img2img", "strength")}
-    settings["model"] = s.model
+    settings = {}
+    for name, key in SETTINGS.items():
+        section, field = key.split(".")
+        settings[name] = getattr(getattr(cfg, section), field)
+    choices, limits = _fixed_choices()
     return {
         "settings": settings,
-        "choices": {"aspect_ratio": _choices(GenerationConfig, "aspect_ratio"),
-                    "model": _choices(StabilityConfig, "model"), "style_preset": sorted(style_presets),
-                    "img2img": _choices(GenerationConfig, "img2img")},
-        "limits": {k: _limits(GenerationConfig, k) for k in NUMBER_SETTINGS},
+        "choices": {**choices, "style_preset": sorted(style_presets)},
+        "limits": limits,
         "output_dir": output_dir,
     }
 
 
 def settings_overrides(values: Mapping[str, object]) -> dict[str, object]:
     """The page's setting names → config keys (validated by ``config.with_overrides``)."""
-    return {("stability.model" if k == "model" else f"generation.{k}"): v for k, v in values.items()}
+    return {SETTINGS[k]: v for k, v in values.items()}
 
 
 def midi_state(state: MidiState | None) -> dict[str, Any]:
