@@ -85,6 +85,7 @@ from engine.config import Config, with_overrides  # noqa: E402
 from engine.net import protocol  # noqa: E402
 from engine.net.audience import Audience, Prompt  # noqa: E402
 from engine.net.moderation import Moderator  # noqa: E402
+from engine.net.server import FILES_IN_RESERVE, raise_open_files  # noqa: E402
 from engine.pacing import FramePacer  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
 from engine.render.show_loop import Inbox, ShowLoop, StateBoard  # noqa: E402
@@ -224,13 +225,6 @@ def bench_config(settings: Settings, port: int, output_dir: Path) -> Config:
 
 class SetupError(Exception):
     """The benchmark cannot run here (no node, npm failed, no GL)."""
-
-
-def raise_nofile() -> tuple[int, int]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def free_port() -> int:
@@ -1190,13 +1184,15 @@ def apply_gc_experiment(s: Settings, switch_interval: bool = True) -> None:
 
 
 def run(s: Settings) -> None:
-    nofile = raise_nofile()
     node = ensure_client()
     port = free_port()
     wait_for_quiet(60 if not s.quick else 20)
     texts = prompt_texts(1000)
     output_dir = Path(tempfile.mkdtemp(prefix="stagecraft-bench-audience-"))
     cfg = bench_config(s, port, output_dir)
+    # As the engine's server does; the load client, started below, inherits the limit.
+    raise_open_files(cfg.server.max_connections + FILES_IN_RESERVE)
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
     phases = Phases()
     print(f"  [{0.0:6.1f} s] start-up: load client, backstage on 127.0.0.1:{port}, show", flush=True)
     client: LoadClient | None = None
