@@ -226,8 +226,7 @@ class Audience:
 
     def positions(self) -> dict[str, int]:
         """1-based place in line of every prompt that can be served (approved ones)."""
-        eligible = [pid for pid in self._order() if not self.prompts[pid].needs_approval]
-        return {pid: i + 1 for i, pid in enumerate(eligible)}
+        return {p.id: i + 1 for i, p in enumerate(self.line())}
 
     def status_of(self, prompt_id: str) -> PromptStatus:
         p = self.prompts[prompt_id]
@@ -308,7 +307,16 @@ class Audience:
 
     # --- the VJ's operations ----------------------------------------------------------------
     def awaiting_approval(self) -> list[Prompt]:
-        return [self.prompts[pid] for pid in self._order() if self.prompts[pid].needs_approval]
+        return self.waiting()[0]
+
+    def waiting(self) -> tuple[list[Prompt], list[Prompt]]:
+        """(prompts awaiting approval, approved ones in serving order), from one walk of the queues."""
+        pending: list[Prompt] = []
+        line: list[Prompt] = []
+        for pid in self._order():
+            prompt = self.prompts[pid]
+            (pending if prompt.needs_approval else line).append(prompt)
+        return pending, line
 
     def approve(self, prompt_id: str) -> Outbox:
         prompt = self.prompts.get(prompt_id)
@@ -340,7 +348,7 @@ class Audience:
 
     def line(self) -> list[Prompt]:
         """Approved prompts waiting, in serving order (what the VJ reorders)."""
-        return [self.prompts[pid] for pid in self._order() if not self.prompts[pid].needs_approval]
+        return self.waiting()[1]
 
     def generating(self) -> list[Prompt]:
         return [self.prompts[pid] for pid in self._generating if pid in self.prompts]

@@ -89,7 +89,7 @@ def _item(p: Prompt, now: float) -> dict[str, Any]:
 
 
 def queue_state(audience: Audience, now: float) -> dict[str, Any]:
-    pending, line, making = audience.awaiting_approval(), audience.line(), audience.generating()
+    (pending, line), making = audience.waiting(), audience.generating()
     return {
         "pending": [_item(p, now) for p in pending[:QUEUE_LIMIT]], "pending_total": len(pending),
         "line": [_item(p, now) for p in line[:QUEUE_LIMIT]], "line_total": len(line),
