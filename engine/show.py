@@ -65,6 +65,19 @@ class FramePlan:
 
 
 @dataclass(frozen=True)
+class ShaderProblem:
+    """A shader that does not compile, as other threads and the backstage process see it (file, line, why)."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
 class ShowSnapshot:
     """The show's state as the other threads may read it; replaced whole, never mutated."""
 
@@ -86,7 +99,7 @@ class ShowSnapshot:
     errors: tuple[str, ...] = field(default_factory=tuple)
     effects: tuple[str, ...] = ()
     transition: str = "crossfade"
-    shader_errors: tuple[str, ...] = ()
+    shader_errors: tuple[ShaderProblem, ...] = ()
     audio: str = "no audio"
 
 

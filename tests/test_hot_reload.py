@@ -74,7 +74,7 @@ def test_break_then_fix_the_active_shader(running: tuple[ShowLoop, moderngl.Fram
     good = path.read_text()
     path.write_text(good.replace("gl_FragColor =", "gl_FragColor = oops +"))
     frames_until(show, fb, lambda: bool(show.board.read().shader_errors))
-    error = show.board.read().shader_errors[0]
+    error = str(show.board.read().shader_errors[0])
     assert error.startswith(f"{path}:13:") and "oops" in error
     show.frame(2.0, fb)
     assert corner(fb) == pytest.approx(dark, abs=2)  # still the last good program

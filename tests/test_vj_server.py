@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from engine.backstage import Backstage
 from engine.commands import Action, Command
 from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowImage, ShowSnapshot
+from engine.show import ShaderProblem, ShowImage, ShowSnapshot
 from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config
@@ -296,8 +296,9 @@ def test_gallery_image_goes_back_on_screen(bs: Backstage, journal: Journal) -> N
 def test_state_parts_follow_the_show(bs: Backstage) -> None:
     async def go() -> None:
         async with page(bs) as p:
+            bad = ShaderProblem("shaders/effects/bad.fs", 12, "'x' undeclared")
             bs.board.publish(ShowSnapshot(blackout=True, frozen=True, effects=("glow",), fps=59.9,
-                                          shader_errors=("shaders/effects/bad.fs:12: 'x' undeclared",)))
+                                          shader_errors=(bad,)))
             await p.until(lambda: p.parts["show"]["blackout"] and p.parts["show"]["frozen"])
             assert p.parts["show"]["effects"] == ["glow"]
             await p.until(lambda: bool(p.parts["shaders"]["errors"]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -21,13 +20,11 @@ from engine.control.midi_input import MidiState
 from engine.net.audience import Audience, Prompt
 from engine.net.vj_protocol import SETTINGS
 from engine.shaders.library import ShaderInfo
-from engine.show import ShowSnapshot
+from engine.show import ShaderProblem, ShowSnapshot
 from engine.store import ImageRecord
 
 QUEUE_LIMIT = 200  # prompts listed per section; the page shows the totals beside them
 GALLERY_LIMIT = 300
-_ERROR_AT = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$", re.S)
-_ERROR_IN = re.compile(r"^(?P<file>[^:]+): (?P<message>.*)$", re.S)
 NUMBER_SETTINGS = ("width", "height", "cfg_scale", "steps", "samples", "strength")
 
 
@@ -59,28 +56,17 @@ def tempo_state(heard: Heard | None, link: bool = False) -> dict[str, Any]:
     }
 
 
-def shader_error(text: str) -> dict[str, Any]:
-    """``file:line: message`` (as ShaderError prints) → its parts; line None when the text has none."""
-    m = _ERROR_AT.match(text)
-    if m:
-        return {"file": m["file"], "line": int(m["line"]), "message": m["message"]}
-    m = _ERROR_IN.match(text)
-    if m:
-        return {"file": m["file"], "line": None, "message": m["message"]}
-    return {"file": "", "line": None, "message": text}
-
-
 def _shader(info: ShaderInfo) -> dict[str, Any]:
     return {"name": info.name, "path": info.path, "description": info.description, "error": info.error,
             "params": [asdict(p) for p in info.params]}
 
 
-def shaders_state(catalog: Iterable[ShaderInfo], errors: Sequence[str]) -> dict[str, Any]:
+def shaders_state(catalog: Iterable[ShaderInfo], errors: Sequence[ShaderProblem]) -> dict[str, Any]:
     infos = list(catalog)
     return {
         "effects": [_shader(i) for i in infos if i.kind == "effect"],
         "transitions": [_shader(i) for i in infos if i.kind == "transition"],
-        "errors": [shader_error(e) for e in errors],
+        "errors": [asdict(e) for e in errors],
     }
 
 

@@ -35,7 +35,7 @@ from engine.shaders import chain
 from engine.shaders.library import ShaderInfo, ShaderLibrary
 from engine.shaders.params import ParamError
 from engine.shaders.program import AudioUniforms, FrameInputs, SharedTextures, date_uniform
-from engine.show import BeatInfo, Director, FramePlan, ShowImage, ShowSnapshot
+from engine.show import BeatInfo, Director, FramePlan, ShaderProblem, ShowImage, ShowSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class ShowLoop:
         self._prev: float | None = None
         self._catalog_generation = -1
         self._errors_generation = -1
-        self._errors_text: tuple[str, ...] = ()
+        self._errors: tuple[ShaderProblem, ...] = ()
         self._catalog_dirty = True
         self.grabber: PreviewGrabber | None = None  # made when a control page first wants a preview
         self._preview_at = float("-inf")  # show wall time of the last grab
@@ -473,12 +473,12 @@ class ShowLoop:
             )
         )
 
-    def _shader_errors(self) -> tuple[str, ...]:
-        """The library's errors as text, rebuilt only when the library changed (not every frame)."""
+    def _shader_errors(self) -> tuple[ShaderProblem, ...]:
+        """The library's errors, rebuilt only when the library changed (not every frame)."""
         if self._errors_generation != self.library.generation:
             self._errors_generation = self.library.generation
-            self._errors_text = tuple(str(e) for e in self.library.errors())
-        return self._errors_text
+            self._errors = tuple(ShaderProblem(e.file, e.line, e.message) for e in self.library.errors())
+        return self._errors
 
     # --- output ---------------------------------------------------------------
     def capture(self, now: float) -> np.ndarray:
