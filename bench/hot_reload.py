@@ -25,9 +25,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.config import Config, with_overrides  # noqa: E402
+from engine.contract import Inbox  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
-from engine.render.show_loop import Inbox, ShowLoop, read_rgb  # noqa: E402
-from engine.shaders.isf import load_shader  # noqa: E402
+from engine.render.show_loop import ShowLoop, read_rgb  # noqa: E402
+from engine.shaders.loader import load_shader  # noqa: E402
 from engine.shaders.program import IsfProgram  # noqa: E402
 from engine.shaders.watch import ShaderWatcher  # noqa: E402
 

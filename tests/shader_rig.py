@@ -9,9 +9,10 @@ import moderngl
 import numpy as np
 
 from engine.render.fit import IDENTITY
-from engine.shaders.isf import Dialect, Kind, Value, load_shader
+from engine.shaders.loader import load_shader
 from engine.shaders.params import ParamStore
 from engine.shaders.program import FrameInputs, IsfProgram, LayerBinding, SharedTextures
+from engine.shaders.source import Dialect, Kind, Value
 
 
 def solid_texture(

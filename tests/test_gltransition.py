@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import ShaderError
 from engine.shaders.gltransition import parse_gl_transition, parse_literal
-from engine.shaders.isf import InputType
+from engine.shaders.source import InputType
 from tests.fakes import TEST_SHADERS
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ShaderError
-from engine.shaders.isf import Dialect, InputType, Kind, load_shader, parse_isf
+from engine.shaders.isf import parse_isf
+from engine.shaders.loader import load_shader
+from engine.shaders.source import InputType, Kind
 from tests.fakes import TEST_SHADERS
 
 P = Path("x.fs")
@@ -69,25 +71,12 @@ def test_imported_path_cannot_leave_the_folder(tmp_path: Path) -> None:
         parse_isf(tmp_path / "x.fs", isf('{"IMPORTED": {"pw": {"PATH": "../../etc/passwd"}}}'))
 
 
-def test_companion_vertex_shader_is_loaded() -> None:
-    """A .vs with the same stem comes along and is a dependency."""
-    src = load_shader(TEST_SHADERS / "old_glsl.fs")
-    assert src.vertex is not None and "isf_vertShaderInit" in src.vertex
-    assert src.vertex_path == TEST_SHADERS / "old_glsl.vs"
-
-
 def test_body_keeps_file_line_numbers() -> None:
     """The header is blanked, not removed: body line N is file line N."""
     text = (TEST_SHADERS / "vignette.fs").read_text()
     src = load_shader(TEST_SHADERS / "vignette.fs")
     assert src.fragment.count("\n") == text.count("\n")
     assert src.fragment.splitlines()[10] == text.splitlines()[10]
-
-
-def test_gl_transitions_are_detected() -> None:
-    """A .glsl with transition(vec2) and no ISF header is a gl-transition."""
-    src = load_shader(TEST_SHADERS / "fade.glsl")
-    assert src.dialect is Dialect.GL_TRANSITION and src.kind is Kind.TRANSITION
 
 
 @pytest.mark.parametrize(
@@ -120,11 +109,3 @@ def test_defaults_are_filled_in() -> None:
     src = parse_isf(P, isf('{"INPUTS": [{"NAME": "f", "TYPE": "float", "MIN": 0.2}, {"NAME": "b", "TYPE": "bool"},'
                            '{"NAME": "c", "TYPE": "color"}]}'))
     assert [i.default for i in src.inputs] == [0.2, False, (0.0, 0.0, 0.0, 1.0)]
-
-
-def test_unreadable_file_is_a_shader_error(tmp_path: Path) -> None:
-    """Binary junk is reported, not raised as a crash."""
-    p = tmp_path / "junk.fs"
-    p.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(ShaderError, match="not UTF-8"):
-        load_shader(p)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.shaders.isf import Input, InputType
 from engine.shaders.params import ParamError, ParamStore
+from engine.shaders.source import Input, InputType
 
 LEVEL = Input("level", InputType.FLOAT, 0.5, 0.0, 1.0)
 MODE = Input("mode", InputType.LONG, 1, values=(0, 1, 2))

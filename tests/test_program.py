@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ShaderError
-from engine.shaders.isf import load_shader
+from engine.shaders.loader import load_shader
 from engine.shaders.program import AudioUniforms, FrameInputs, IsfProgram
 from tests.fakes import ROOT, TEST_SHADERS
 from tests.shader_rig import ShaderRig, solid_texture

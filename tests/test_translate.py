@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.shaders.isf import load_shader, parse_isf
+from engine.shaders.isf import parse_isf
+from engine.shaders.loader import load_shader
 from engine.shaders.translate import modernize, translate
 from tests.fakes import TEST_SHADERS
 

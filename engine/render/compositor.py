@@ -26,9 +26,9 @@ from engine.render.gl import build_program, set_uniform
 from engine.render.overlay import join_card
 from engine.render.upload import TextureSlots
 from engine.shaders.gltransition import parse_gl_transition
-from engine.shaders.isf import Dialect, Value
 from engine.shaders.library import ShaderLibrary
 from engine.shaders.program import FrameInputs, IsfProgram, LayerBinding, SharedTextures
+from engine.shaders.source import Dialect, Value
 from engine.show import FramePlan, Layer
 
 BUILTIN_TRANSITION = "crossfade"

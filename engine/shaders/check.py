@@ -19,9 +19,10 @@ from engine.errors import RenderError, ShaderError
 from engine.gen.procedural import procedural_image
 from engine.render.fit import IDENTITY
 from engine.render.gl import standalone_context
-from engine.shaders.isf import SHADER_SUFFIXES, Dialect, Kind, ShaderSource, load_shader
+from engine.shaders.loader import SHADER_SUFFIXES, load_shader
 from engine.shaders.params import ParamStore
 from engine.shaders.program import FrameInputs, IsfProgram, LayerBinding, SharedTextures
+from engine.shaders.source import Dialect, Kind, ShaderSource
 
 CHECK_SIZE = (320, 180)
 

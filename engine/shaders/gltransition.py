@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from engine.errors import ShaderError
-from engine.shaders.isf import VECTOR_SIZE, Dialect, Input, InputType, Kind, ShaderSource, Value, shader_name
+from engine.shaders.source import VECTOR_SIZE, Dialect, Input, InputType, Kind, ShaderSource, Value, shader_name
 
 _UNIFORM = re.compile(
     r"^[ \t]*uniform\s+(?:(?:lowp|mediump|highp)\s+)?(\w+)\s+(\w+)\s*(?:/\*\s*=\s*([^*]*?)\s*\*/)?\s*;"

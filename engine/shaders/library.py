@@ -15,10 +15,12 @@ from pathlib import Path
 
 import moderngl
 
+from engine.contract import ParamInfo, ShaderInfo
 from engine.errors import ShaderError
-from engine.shaders.isf import SHADER_SUFFIXES, Input, Kind, ShaderSource, load_shader, shader_name
+from engine.shaders.loader import SHADER_SUFFIXES, load_shader
 from engine.shaders.params import ParamStore
 from engine.shaders.program import IsfProgram, SharedTextures
+from engine.shaders.source import Input, Kind, ShaderSource, shader_name
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +45,6 @@ class ShaderEntry:
     @property
     def usable(self) -> bool:
         return self.program is not None
-
-
-@dataclass(frozen=True)
-class ParamInfo:
-    """One live parameter, as control surfaces list it."""
-
-    name: str
-    type: str
-    label: str
-    default: object
-    min: object
-    max: object
-    values: tuple[int, ...]
-    labels: tuple[str, ...]
-    value: object
-
-
-@dataclass(frozen=True)
-class ShaderInfo:
-    name: str
-    kind: str
-    path: str
-    description: str
-    params: tuple[ParamInfo, ...]
-    error: str | None
 
 
 def _param_info(inp: Input, value: object) -> ParamInfo:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from engine.errors import EngineError
-from engine.shaders.isf import VECTOR_SIZE, Input, InputType, Value
+from engine.shaders.source import VECTOR_SIZE, Input, InputType, Value
 
 
 class ParamError(EngineError):

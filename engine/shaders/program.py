@@ -21,7 +21,7 @@ from PIL import Image
 from engine.errors import ShaderError
 from engine.render.gl import driver_line
 from engine.shaders.expr import ExprError, evaluate
-from engine.shaders.isf import InputType, Pass, ShaderSource, Value
+from engine.shaders.source import InputType, Pass, ShaderSource, Value
 from engine.shaders.translate import Translated, glsl_name, translate
 
 log = logging.getLogger(__name__)

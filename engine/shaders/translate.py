@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.shaders.isf import GLSL_TYPE, Dialect, ShaderSource
+from engine.shaders.source import GLSL_TYPE, Dialect, ShaderSource
 
 # name → GLSL type; set by the engine every frame.
 ENGINE_UNIFORMS: dict[str, str] = {
