@@ -50,15 +50,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.config import Config, with_overrides  # noqa: E402
+from engine.contract import Inbox, ShowImage  # noqa: E402
 from engine.render import builtin  # noqa: E402
 from engine.render.fit import fit_transform  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
-from engine.render.show_loop import Inbox, ShowLoop  # noqa: E402
+from engine.render.show_loop import ShowLoop  # noqa: E402
 from engine.shaders.gltransition import parse_gl_transition  # noqa: E402
-from engine.shaders.isf import load_shader  # noqa: E402
+from engine.shaders.loader import load_shader  # noqa: E402
 from engine.shaders.params import ParamStore  # noqa: E402
 from engine.shaders.translate import translate  # noqa: E402
-from engine.show import ShowImage  # noqa: E402
 
 GLOW = ROOT / "shaders" / "effects" / "glow.fs"
 SIZES: tuple[tuple[int, int], ...] = ((1280, 720), (1920, 1080))

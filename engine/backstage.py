@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from engine.audio.live import LiveAudio
 from engine.commands import Action
 from engine.config import Config, with_overrides
+from engine.contract import Inbox, ShowImage, StateBoard
 from engine.control.midi_input import MidiInput
 from engine.control.midi_map import Control, Target
 from engine.control.osc_server import OscControl
@@ -48,8 +49,6 @@ from engine.net.vj_hub import VjHub
 from engine.net.vj_protocol import VjProtocolError
 from engine.net.vj_server import VjRoutes
 from engine.render.overlay import HudLayout, hud_image, hud_lines
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowImage
 from engine.store import Journal, PromptState
 
 if TYPE_CHECKING:

@@ -43,9 +43,8 @@ from engine.audio.input import AudioStatus
 from engine.audio.live import Heard, LiveAudio
 from engine.backstage import Backstage, BackstageError
 from engine.config import Config
+from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.errors import EngineError
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowSnapshot
 from engine.store import Journal
 
 log = logging.getLogger(__name__)

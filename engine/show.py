@@ -9,38 +9,7 @@ every rule here is tested with plain numbers for time.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-
-import numpy as np
-
-from engine.errors import ImageError
-
-
-@dataclass(frozen=True, eq=False)
-class ShowImage:
-    """A decoded image on its way to the screen: RGBA rows, top row first."""
-
-    id: str
-    pixels: np.ndarray
-    caption: str = ""
-    urgent: bool = False  # the VJ asked for it: it goes ahead of the images already waiting
-
-    def __post_init__(self) -> None:
-        p = self.pixels
-        if not isinstance(p, np.ndarray) or p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 4:
-            raise ImageError(f"image {self.id}: expected an (h, w, 4) uint8 array")
-        if p.shape[0] < 1 or p.shape[1] < 1:
-            raise ImageError(f"image {self.id}: empty")
-        if not p.flags.c_contiguous:
-            object.__setattr__(self, "pixels", np.ascontiguousarray(p))
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -64,43 +33,8 @@ class FramePlan:
     retired: tuple[Layer, ...] = ()  # layers no longer needed; their slots are free
 
 
-@dataclass(frozen=True)
-class ShaderProblem:
-    """A shader that does not compile, as other threads and the backstage process see it (file, line, why)."""
-
-    file: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.message}"
 
 
-@dataclass(frozen=True)
-class ShowSnapshot:
-    """The show's state as the other threads may read it; replaced whole, never mutated."""
-
-    frame: int = 0
-    time: float = 0.0
-    fps: float = 0.0
-    frame_ms: float = 0.0
-    frame_p99_ms: float = 0.0
-    work_ms: float = 0.0
-    cpu_ms: float = 0.0
-    current_id: str | None = None
-    incoming_id: str | None = None
-    queue_len: int = 0
-    blackout: bool = False
-    frozen: bool = False
-    hud: bool = False
-    fullscreen: bool = False
-    size: tuple[int, int] = (0, 0)
-    errors: tuple[str, ...] = field(default_factory=tuple)
-    effects: tuple[str, ...] = ()
-    transition: str = "crossfade"
-    shader_errors: tuple[ShaderProblem, ...] = ()
-    audio: str = "no audio"
 
 
 @dataclass(frozen=True)

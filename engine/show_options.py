@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.audio.live import LiveAudio
 from engine.config import Config
-from engine.render.show_loop import Inbox, StateBoard
+from engine.contract import Inbox, StateBoard
 
 
 @dataclass

@@ -11,8 +11,8 @@ import moderngl
 import numpy as np
 
 from engine.config import Config, with_overrides
+from engine.contract import ShowImage
 from engine.render.show_loop import read_rgb
-from engine.show import ShowImage
 
 ROOT = Path(__file__).resolve().parent.parent
 SHADERS = ROOT / "shaders"

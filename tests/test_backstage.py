@@ -15,8 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from engine.backstage import Backstage, BackstageError
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowSnapshot
+from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.store import Journal, PromptState
 from tests.engine_process import free_port
 from tests.fakes import make_config

@@ -24,8 +24,7 @@ from engine.audio.live import Heard
 from engine.backstage import BackstageError
 from engine.backstage_process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
 from engine.commands import Action
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowSnapshot
+from engine.contract import Inbox, ShowSnapshot, StateBoard
 from tests.engine_process import ROOT, free_port
 from tests.fakes import make_config
 from tests.test_vj_server import TOKEN, page

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import zxingcpp
 
+from engine.contract import ShowImage
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.overlay import HudLayout, hud_image
 from engine.render.upload import TextureSlots, Uploader
 from engine.shaders.library import ShaderLibrary
 from engine.shaders.program import SharedTextures
-from engine.show import FramePlan, Layer, ShowImage
+from engine.show import FramePlan, Layer
 from tests.fakes import BLUE, RED, TEST_SHADERS, assert_color, assert_not_uniform, pixels, quadrants, solid, target
 
 SIZE = (320, 180)

@@ -11,7 +11,8 @@ import moderngl
 import pytest
 
 from engine.commands import Action, Command
-from engine.render.show_loop import Inbox, ShowLoop
+from engine.contract import Inbox
+from engine.render.show_loop import ShowLoop
 from engine.shaders.watch import ShaderWatcher
 from tests.fakes import RED, TEST_SHADERS, make_config, pixels, solid, target
 

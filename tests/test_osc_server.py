@@ -12,9 +12,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from engine.commands import Action, Command
 from engine.config import OscConfig
+from engine.contract import ShowSnapshot, StateBoard
 from engine.control.osc_server import OscControl, parse_target
-from engine.render.show_loop import StateBoard
-from engine.show import ShowSnapshot
 
 
 def test_messages_become_commands_and_junk_is_ignored() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import zxingcpp
 
+from engine.contract import ShowSnapshot
 from engine.render.overlay import HudLayout, hud_image, hud_lines, join_card, qr_image, qr_modules
-from engine.show import ShowSnapshot
 
 
 def decode_qr(rgb: np.ndarray) -> list[str]:

@@ -13,12 +13,11 @@ import pytest
 from PIL import Image
 
 from engine.config import AudienceConfig, Config, with_overrides
+from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.pipeline import Pipeline
 from engine.net.audience import Audience, Outbox
 from engine.net.protocol import PromptStatus, State
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowSnapshot
 from engine.store import Journal, PromptState
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from engine.config import Config
+from engine.contract import Inbox
 from engine.render.preview import PreviewGrabber, preview_size
-from engine.render.show_loop import Inbox, ShowLoop
+from engine.render.show_loop import ShowLoop
 from tests.fakes import BLUE, GREEN, RED, ROOT, assert_color, make_config, pixels, quadrants, solid
 from tests.xwindow import start_xvfb
 

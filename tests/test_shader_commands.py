@@ -8,7 +8,8 @@ import moderngl
 import pytest
 
 from engine.commands import Action, Command, command_for_key
-from engine.render.show_loop import Inbox, ShowLoop
+from engine.contract import Inbox
+from engine.render.show_loop import ShowLoop
 from engine.shaders import chain
 from tests.fakes import TEST_SHADERS, make_config, target
 

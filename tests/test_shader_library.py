@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from engine.shaders.check import Checker, shader_files
-from engine.shaders.isf import Kind, load_shader
+from engine.shaders.loader import load_shader
+from engine.shaders.source import Kind
 from tests.engine_process import run_engine
 from tests.fakes import ROOT, SHADERS
 

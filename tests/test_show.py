@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.contract import ShowImage
 from engine.errors import ImageError
-from engine.show import BeatInfo, Director, Layer, ShowImage
+from engine.show import BeatInfo, Director, Layer
 
 
 def layer(name: str, slot: int = 0) -> Layer:

@@ -11,7 +11,8 @@ import pytest
 from engine.audio.live import LiveAudio, TapTempo
 from engine.commands import Action, Command
 from engine.config import AudioConfig
-from engine.render.show_loop import Inbox, ShowLoop
+from engine.contract import Inbox
+from engine.render.show_loop import ShowLoop
 from tests.fakes import make_config, target
 from tests.test_audio_input import FakeCard
 

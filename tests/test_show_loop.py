@@ -10,7 +10,8 @@ import pytest
 
 from engine.commands import Action, Command
 from engine.config import Config
-from engine.render.show_loop import Inbox, ShowLoop
+from engine.contract import Inbox
+from engine.render.show_loop import ShowLoop
 from tests.fakes import BLUE, RED, assert_color, make_config, pixels, solid, target
 
 SIZE = (160, 90)

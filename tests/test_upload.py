@@ -6,9 +6,9 @@ import moderngl
 import numpy as np
 import pytest
 
+from engine.contract import ShowImage
 from engine.errors import ImageError
 from engine.render.upload import TextureSlots, Uploader
-from engine.show import ShowImage
 from tests.fakes import solid
 
 

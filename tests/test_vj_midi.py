@@ -13,8 +13,7 @@ import pytest
 
 from engine.backstage import Backstage
 from engine.commands import Action
-from engine.render.show_loop import Inbox, StateBoard
-from engine.shaders.library import ParamInfo, ShaderInfo
+from engine.contract import Inbox, ParamInfo, ShaderInfo, StateBoard
 from tests.engine_process import free_port
 from tests.fakes import make_config
 from tests.test_midi_input import JACK, jack  # noqa: F401  (the module's private JACK server)

@@ -18,8 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from engine.backstage import Backstage
 from engine.commands import Action, Command
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShaderProblem, ShowImage, ShowSnapshot
+from engine.contract import Inbox, ShaderProblem, ShowImage, ShowSnapshot, StateBoard
 from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config

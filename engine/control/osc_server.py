@@ -22,8 +22,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from engine.audio.live import LiveAudio
 from engine.commands import Command
 from engine.config import OscConfig
+from engine.contract import StateBoard
 from engine.control.osc_map import OscError, command_for
-from engine.render.show_loop import StateBoard
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,11 @@ import numpy as np
 from PIL import Image
 
 from engine.config import Config
+from engine.contract import Inbox, ShowImage, StateBoard
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest, Generator
 from engine.gen.decode import prepare
 from engine.net.audience import Audience, Outbox, Prompt
 from engine.net.protocol import State
-from engine.render.show_loop import Inbox, StateBoard
-from engine.show import ShowImage
 from engine.store import Journal, PromptState, StoreError
 
 log = logging.getLogger(__name__)

@@ -12,26 +12,15 @@ import re
 import secrets
 from collections import deque
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from engine.contract import FINAL_STATES as FINAL_STATES  # re-exported: the wire's words
+from engine.contract import State as State
 from engine.errors import EngineError
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_REF = 64
 ERROR_WINDOW_S = 10.0
-
-
-class State(StrEnum):
-    QUEUED = "queued"
-    GENERATING = "generating"
-    SHOWING = "showing"
-    DONE = "done"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-
-FINAL_STATES = frozenset({State.DONE, State.REJECTED, State.FAILED})
 
 
 class ProtocolError(EngineError):

@@ -16,11 +16,10 @@ from typing import Any
 
 from engine.audio.live import Heard
 from engine.config import Config, GenerationConfig, StabilityConfig
+from engine.contract import ShaderInfo, ShaderProblem, ShowSnapshot
 from engine.control.midi_input import MidiState
 from engine.net.audience import Audience, Prompt
 from engine.net.vj_protocol import SETTINGS
-from engine.shaders.library import ShaderInfo
-from engine.show import ShaderProblem, ShowSnapshot
 from engine.store import ImageRecord
 
 QUEUE_LIMIT = 200  # prompts listed per section; the page shows the totals beside them

@@ -13,7 +13,7 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.show import ShowSnapshot
+from engine.contract import ShowSnapshot
 
 INK = (16, 12, 28, 255)
 PAPER = (255, 255, 255, 255)

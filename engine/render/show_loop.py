@@ -16,8 +16,6 @@ import queue
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import moderngl
@@ -26,16 +24,17 @@ import numpy as np
 from engine.audio.live import LiveAudio
 from engine.commands import Action, Command, toggled
 from engine.config import Config
+from engine.contract import Inbox, ShaderProblem, ShowSnapshot, StateBoard
 from engine.errors import EngineError
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.preview import PreviewGrabber
 from engine.render.upload import TextureSlots, Uploader
 from engine.shaders import chain
-from engine.shaders.library import ShaderInfo, ShaderLibrary
+from engine.shaders.library import ShaderLibrary
 from engine.shaders.params import ParamError
 from engine.shaders.program import AudioUniforms, FrameInputs, SharedTextures, date_uniform
-from engine.show import BeatInfo, Director, FramePlan, ShaderProblem, ShowImage, ShowSnapshot
+from engine.show import BeatInfo, Director, FramePlan
 
 log = logging.getLogger(__name__)
 
@@ -43,54 +42,6 @@ MAX_COMMANDS_PER_FRAME = 64
 STATS_REFRESH_S = 0.25
 DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
 PREVIEW_SLACK_S = 0.002  # a preview due a hair after this frame is taken now, not a whole frame late
-
-
-class StateBoard:
-    """The show's latest state, for other threads: references swapped whole, never mutated.
-
-    The snapshot changes every frame; the shader catalog (every shader and its live
-    parameters, for control surfaces) only when the library or a value changes. The preview
-    (a small RGB copy of the output for the control pages) comes a few times a second, and only
-    while ``preview_viewers`` (written backstage; a plain int is read and written whole) is above 0.
-    """
-
-    def __init__(self) -> None:
-        self._snapshot = ShowSnapshot()
-        self._catalog: tuple[ShaderInfo, ...] = ()
-        self.preview_viewers = 0
-        self._preview: tuple[int, np.ndarray | None] = (0, None)
-
-    def publish(self, snapshot: ShowSnapshot) -> None:
-        self._snapshot = snapshot
-
-    def read(self) -> ShowSnapshot:
-        return self._snapshot
-
-    def publish_catalog(self, catalog: tuple[ShaderInfo, ...]) -> None:
-        self._catalog = catalog
-
-    def catalog(self) -> tuple[ShaderInfo, ...]:
-        return self._catalog
-
-    def publish_preview(self, pixels: np.ndarray) -> None:
-        """Show thread only: the newest preview, (h, w, 3) uint8 top row first, never written again."""
-        self._preview = (self._preview[0] + 1, pixels)
-
-    def preview(self) -> tuple[int, np.ndarray | None]:
-        """(sequence number, pixels) of the newest preview: a new number means a new picture to send."""
-        return self._preview
-
-
-@dataclass
-class Inbox:
-    """What other threads hand to the show: decoded images and control commands."""
-
-    images: queue.SimpleQueue[ShowImage] = field(default_factory=queue.SimpleQueue)
-    commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
-    hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
-    shader_changes: queue.SimpleQueue[Path] = field(default_factory=queue.SimpleQueue)  # from the watcher
-    # Requests for a copy of the program output (image-to-image from the projector's picture).
-    captures: queue.SimpleQueue[Future[np.ndarray]] = field(default_factory=queue.SimpleQueue)
 
 
 class ShowLoop:

@@ -14,8 +14,9 @@ import logging
 
 import moderngl
 
+from engine.contract import ShowImage
 from engine.errors import ImageError
-from engine.show import Layer, ShowImage
+from engine.show import Layer
 
 log = logging.getLogger(__name__)
 

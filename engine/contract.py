@@ -1,0 +1,181 @@
+"""The contract between the show's threads and the backstage: what crosses, and how.
+
+The show thread (GL) and the backstage (asyncio, in a thread or a process of its own)
+share nothing mutable. Work goes in through the ``Inbox`` (queues the show drains a
+bounded amount of each frame); state comes out on the ``StateBoard`` (references to
+frozen values, replaced whole). This module holds both and every value that crosses
+them, and imports nothing that touches GL, so the backstage process, the pipeline and
+the OSC server never load the renderer.
+
+Ownership: the show thread is the only writer of the snapshot, the catalog and the
+preview; the backstage is the only writer of ``preview_viewers``. Readers take the
+reference they find; a value is never mutated after it is published.
+"""
+
+from __future__ import annotations
+
+import queue
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from engine.commands import Command
+from engine.errors import ImageError
+
+
+class State(StrEnum):
+    """Where a prompt is in its life: the phone, the journal and the control page all use these words."""
+
+    QUEUED = "queued"
+    GENERATING = "generating"
+    SHOWING = "showing"
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset({State.DONE, State.REJECTED, State.FAILED})
+
+
+@dataclass(frozen=True, eq=False)
+class ShowImage:
+    """A decoded image on its way to the screen: RGBA rows, top row first."""
+
+    id: str
+    pixels: np.ndarray
+    caption: str = ""
+    urgent: bool = False  # the VJ asked for it: it goes ahead of the images already waiting
+
+    def __post_init__(self) -> None:
+        p = self.pixels
+        if not isinstance(p, np.ndarray) or p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 4:
+            raise ImageError(f"image {self.id}: expected an (h, w, 4) uint8 array")
+        if p.shape[0] < 1 or p.shape[1] < 1:
+            raise ImageError(f"image {self.id}: empty")
+        if not p.flags.c_contiguous:
+            object.__setattr__(self, "pixels", np.ascontiguousarray(p))
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class ShaderProblem:
+    """A shader that does not compile, as other threads and the backstage process see it (file, line, why)."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ShowSnapshot:
+    """The show's state as the other threads may read it; replaced whole, never mutated."""
+
+    frame: int = 0
+    time: float = 0.0
+    fps: float = 0.0
+    frame_ms: float = 0.0
+    frame_p99_ms: float = 0.0
+    work_ms: float = 0.0
+    cpu_ms: float = 0.0
+    current_id: str | None = None
+    incoming_id: str | None = None
+    queue_len: int = 0
+    blackout: bool = False
+    frozen: bool = False
+    hud: bool = False
+    fullscreen: bool = False
+    size: tuple[int, int] = (0, 0)
+    errors: tuple[str, ...] = field(default_factory=tuple)
+    effects: tuple[str, ...] = ()
+    transition: str = "crossfade"
+    shader_errors: tuple[ShaderProblem, ...] = ()
+    audio: str = "no audio"
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One live parameter, as control surfaces list it."""
+
+    name: str
+    type: str
+    label: str
+    default: object
+    min: object
+    max: object
+    values: tuple[int, ...]
+    labels: tuple[str, ...]
+    value: object
+
+
+@dataclass(frozen=True)
+class ShaderInfo:
+    """A shader of the library as control surfaces see it: its inputs and whether it compiles."""
+
+    name: str
+    kind: str
+    path: str
+    description: str
+    params: tuple[ParamInfo, ...]
+    error: str | None
+
+
+class StateBoard:
+    """The show's latest state, for other threads: references swapped whole, never mutated.
+
+    The snapshot changes every frame; the shader catalog (every shader and its live
+    parameters, for control surfaces) only when the library or a value changes. The preview
+    (a small RGB copy of the output for the control pages) comes a few times a second, and only
+    while ``preview_viewers`` (written backstage; a plain int is read and written whole) is above 0.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot = ShowSnapshot()
+        self._catalog: tuple[ShaderInfo, ...] = ()
+        self.preview_viewers = 0
+        self._preview: tuple[int, np.ndarray | None] = (0, None)
+
+    def publish(self, snapshot: ShowSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def read(self) -> ShowSnapshot:
+        return self._snapshot
+
+    def publish_catalog(self, catalog: tuple[ShaderInfo, ...]) -> None:
+        self._catalog = catalog
+
+    def catalog(self) -> tuple[ShaderInfo, ...]:
+        return self._catalog
+
+    def publish_preview(self, pixels: np.ndarray) -> None:
+        """Show thread only: the newest preview, (h, w, 3) uint8 top row first, never written again."""
+        self._preview = (self._preview[0] + 1, pixels)
+
+    def preview(self) -> tuple[int, np.ndarray | None]:
+        """(sequence number, pixels) of the newest preview: a new number means a new picture to send."""
+        return self._preview
+
+
+@dataclass
+class Inbox:
+    """What other threads hand to the show: decoded images and control commands."""
+
+    images: queue.SimpleQueue[ShowImage] = field(default_factory=queue.SimpleQueue)
+    commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
+    hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
+    shader_changes: queue.SimpleQueue[Path] = field(default_factory=queue.SimpleQueue)  # from the watcher
+    # Requests for a copy of the program output (image-to-image from the projector's picture).
+    captures: queue.SimpleQueue[Future[np.ndarray]] = field(default_factory=queue.SimpleQueue)
