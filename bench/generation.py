@@ -61,15 +61,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.config import AudienceConfig, Config, with_overrides  # noqa: E402
+from engine.contract import Inbox, ShowImage, ShowSnapshot, StateBoard  # noqa: E402
 from engine.gen.base import GeneratedImage, GenerationRequest  # noqa: E402
 from engine.gen.decode import prepare  # noqa: E402
+from engine.gen.look import style_for  # noqa: E402
 from engine.gen.mock_stability import MockStabilityServer  # noqa: E402
 from engine.gen.pipeline import Pipeline  # noqa: E402
-from engine.gen.procedural import ProceduralGenerator, procedural_image, style_for  # noqa: E402
+from engine.gen.procedural import ProceduralGenerator, procedural_image  # noqa: E402
 from engine.gen.stability import StabilityGenerator  # noqa: E402
 from engine.net.audience import Audience, Outbox, Prompt  # noqa: E402
-from engine.render.show_loop import Inbox, StateBoard  # noqa: E402
-from engine.show import ShowImage, ShowSnapshot  # noqa: E402
 from engine.store import Journal  # noqa: E402
 
 KEY = "sk-bench-generation"

@@ -14,20 +14,11 @@ import pytest
 from PIL import Image
 
 from engine.gen.base import FailureKind, GenerationError, GenerationRequest
-from engine.gen.procedural import STYLES, ProceduralGenerator, procedural_image, seed_for, style_for
+from engine.gen.look import seed_for
+from engine.gen.procedural import ProceduralGenerator, procedural_image
+from tests.test_look import STYLE_PROMPTS
 
 W, H = 128, 96  # small: the whole file stays fast
-
-STYLE_PROMPTS = {
-    "flow": "silk river in the wind",
-    "nebula": "stars in deep space",
-    "mountains": "mountain sunset",
-    "waves": "ocean waves at night",
-    "skyline": "neon city",
-    "mandala": "lotus flower",
-    "crystal": "ice crystal",
-    "glow": "golden light",
-}
 
 
 def luminance(img: np.ndarray) -> np.ndarray:
@@ -80,12 +71,6 @@ def test_seed_zero_is_derived_from_the_text() -> None:
                           procedural_image("a red fox in the snow", derived, W, H))
 
 
-def test_negative_seed_is_refused() -> None:
-    """A negative seed is a caller's bug, not something to guess around."""
-    with pytest.raises(ValueError, match="seed"):
-        seed_for("a red fox", -1)
-
-
 @pytest.mark.parametrize(("a", "b"), [("a red fox in the snow", "a blue whale in the sky"),
                                       ("a cat playing piano", "a dog playing piano"),
                                       ("lotus flower", "ice crystal")])
@@ -101,19 +86,6 @@ def test_colour_words_steer_the_palette() -> None:
     red = mean_rgb(procedural_image("red fire sunset", 0, W, H))
     assert blue[2] - blue[0] > 40
     assert red[0] - red[2] > 40
-
-
-@pytest.mark.parametrize(("style", "prompt"), sorted(STYLE_PROMPTS.items()))
-def test_subject_words_choose_the_composition(style: str, prompt: str) -> None:
-    """Words for subjects and shapes pick the style; every style is reachable."""
-    assert style_for(prompt) == style
-    assert set(STYLE_PROMPTS) == set(STYLES)
-
-
-def test_a_scene_holds_the_sky_words() -> None:
-    """Stars over mountains draw the mountains (with a night sky), not a nebula."""
-    assert style_for("starry night over the mountains") == "mountains"
-    assert style_for("stars over the city") == "skyline"
 
 
 @pytest.mark.parametrize(("width", "height"), [(128, 128), (160, 96), (96, 160), (300, 128), (17, 33)])
