@@ -21,13 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from engine.gen.mock_stability import (
-    MockStabilityServer,
-    Scripted,
-    output_size,
-    parse_multipart,
-    serve_in_thread,
-)
+from engine.gen.mock_stability import MockStabilityServer, Scripted, serve_in_thread
 
 KEY = "sk-mock-test-key-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,16 +235,6 @@ def test_v2_json_answer_shape() -> None:
     run(scenario)
 
 
-def test_output_sizes_follow_the_endpoint() -> None:
-    """About 1 MP for ultra/sd3 (1024² at 1:1), 1.5 MP for core, in the asked shape; scale shrinks them."""
-    assert output_size("ultra", 1.0) == (1024, 1024)
-    assert output_size("sd3", 16 / 9) == (1344, 768)
-    assert output_size("core", 1.0) == (1280, 1280)
-    w, h = output_size("core", 9 / 21)
-    assert abs(w * h / (1.5 * 1024 * 1024) - 1) < 0.1 and abs(w / h - 9 / 21) < 0.03
-    assert output_size("ultra", 1.0, scale=1 / 16) == (64, 64)
-
-
 def test_picture_depends_on_the_prompt_and_seed() -> None:
     """Same prompt and seed → same picture; another prompt → another picture."""
     async def scenario(server: MockStabilityServer, client: httpx.AsyncClient) -> None:
@@ -259,15 +243,6 @@ def test_picture_depends_on_the_prompt_and_seed() -> None:
         c = (await v2(client, fields={"prompt": "blue", "seed": "5"})).content
         assert a == b and a != c
     run(scenario)
-
-
-def test_multipart_parser_keeps_binary_bytes() -> None:
-    """File bytes with CR/LF and boundary-like text inside come through untouched; ``none`` is dropped."""
-    payload = b"\r\n--x\r\n\r\n\x00\xff\r"
-    request = httpx.Request("POST", "http://x/", data={"prompt": "héllo"},
-                            files={"image": ("a.png", payload), "none": ("none", b"")})
-    form = parse_multipart(request.headers["content-type"], request.read())
-    assert form.fields == {"prompt": "héllo"} and form.files == {"image": payload}
 
 
 # --- v1 ---------------------------------------------------------------------------------------------------------------
