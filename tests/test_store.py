@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,8 @@ from PIL import Image
 from engine import store
 from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
-from engine.store import Journal, PromptState, StoreError
+from engine.store import Journal, PromptState, StoreError, files
+from engine.store.rows import Rows
 
 DAY = datetime.date(2025, 6, 21)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+-[0-9]+\.[a-z0-9]+$")
@@ -75,15 +78,15 @@ def journal(root: Path) -> Iterator[Journal]:
 def disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[int | None], None]:
     """Switch image writes between working (None) and failing with an errno."""
     failure: list[int | None] = [None]
-    real = store._write_atomic
+    real = files.write_atomic
 
-    def write(path: Path, data: bytes) -> None:
+    def write(path: Path, data: bytes, fsync: files.Fsync = os.fsync) -> None:
         code = failure[0]
         if code is not None:
             raise OSError(code, "simulated " + errno.errorcode[code], str(path))
-        real(path, data)
+        real(path, data, fsync)
 
-    monkeypatch.setattr(store, "_write_atomic", write)
+    monkeypatch.setattr(files, "write_atomic", write)
 
     def set_failure(code: int | None) -> None:
         failure[0] = code
@@ -162,6 +165,14 @@ def test_reopen_resumes_prompts_and_images(root: Path) -> None:
         assert [i.id for i in j.gallery()] == [image.id]
         assert j.images("p1")[0].metadata == {"backend": "procedural"}
         assert j.image_bytes(image.id) == encoded()
+
+
+def test_the_store_never_loads_gl_or_windowing() -> None:
+    """engine.store runs in the backstage process, which must never load moderngl or pyglet."""
+    code = ("import sys, engine.store; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('moderngl', 'pyglet')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_closed_journal_refuses_calls(root: Path) -> None:
@@ -327,7 +338,7 @@ def test_crash_between_file_and_row_leaves_a_harmless_orphan(
 
     j = open_journal(root)
     j.record_prompt("p1", "c1", "x", {})
-    monkeypatch.setattr(Journal, "_commit_rows", crash)
+    monkeypatch.setattr(Rows, "commit", crash)
     with pytest.raises(Crash):
         j.add_image("p1", encoded("JPEG"), {})
     monkeypatch.undo()
@@ -446,14 +457,14 @@ def test_database_io_error_never_reaches_the_caller(
 ) -> None:
     """A "disk I/O error" on every write keeps the show going in memory and is caught up afterwards."""
     failing = [False]
-    real = Journal._commit_rows
+    real = Rows.commit
 
-    def commit(self: Journal, prompts: list[store.PromptRecord], images: list[store.ImageRecord]) -> None:
+    def commit(self: Rows, prompts: list[store.PromptRecord], images: list[store.ImageRecord]) -> None:
         if failing[0]:
             raise sqlite3.OperationalError("disk I/O error")
         real(self, prompts, images)
 
-    monkeypatch.setattr(Journal, "_commit_rows", commit)
+    monkeypatch.setattr(Rows, "commit", commit)
     j = open_journal(root)
     j.record_prompt("p1", "c1", "x", {})
     failing[0] = True
@@ -538,3 +549,61 @@ def test_concurrent_writes_from_8_threads_keep_every_row(journal: Journal) -> No
     gallery = journal.gallery()
     assert len(gallery) == 120 and [i.show_seq for i in gallery] == list(range(1, 121))
     assert len([p for p in journal.folder.iterdir() if p.suffix == ".png"]) == 120
+
+
+class GatedFsync:
+    """An fsync that, once armed, stops the first call at a gate: a disk as slow as the test wants."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, fd: int) -> None:
+        if self.armed and not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(timeout=10), "the test never opened the gate"
+        os.fsync(fd)
+
+
+def test_set_state_does_not_wait_for_an_image_write(root: Path) -> None:
+    """While add_image sits in a slow fsync, set_state from another thread returns before the image is done."""
+    fsync = GatedFsync()
+    with Journal.open(root, DAY, clock=Clock(), fsync=fsync) as j:
+        j.record_prompt("p1", "c1", "x", {})
+        fsync.armed = True
+        writer = threading.Thread(target=j.add_image, args=("p1", encoded(), {}))
+        writer.start()
+        assert fsync.entered.wait(timeout=10)
+        state_set = threading.Event()
+        setter = threading.Thread(target=lambda: (j.set_state("p1", "generating"), state_set.set()))
+        setter.start()
+        try:
+            assert state_set.wait(timeout=10) and writer.is_alive()
+        finally:
+            fsync.gate.set()
+            writer.join()
+            setter.join()
+        record = j.prompt("p1")
+        assert record is not None and record.state is PromptState.GENERATING
+        assert [i.id for i in j.images("p1")] == ["p1-1"]
+
+
+def test_concurrent_images_of_one_prompt_get_distinct_numbers(root: Path) -> None:
+    """A second add_image while the first is still writing its file takes the next number, not the same."""
+    fsync = GatedFsync()
+    with Journal.open(root, DAY, clock=Clock(), fsync=fsync) as j:
+        j.record_prompt("p1", "c1", "x", {})
+        fsync.armed = True
+        first: list[store.ImageRecord] = []
+        writer = threading.Thread(target=lambda: first.append(j.add_image("p1", encoded(), {})))
+        writer.start()
+        assert fsync.entered.wait(timeout=10)
+        try:
+            second = j.add_image("p1", encoded("JPEG"), {})
+            assert writer.is_alive()
+        finally:
+            fsync.gate.set()
+            writer.join()
+        assert (first[0].path, second.path) == ("p1-1.png", "p1-2.jpg")
+        assert [i.id for i in j.images("p1")] == ["p1-1", "p1-2"]
