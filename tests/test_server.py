@@ -16,7 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from engine.config import AudienceConfig, ServerConfig
 from engine.net.audience import Audience
-from engine.net.server import CSP, AudienceServer
+from engine.net.http import CSP
+from engine.net.server import AudienceServer
+from tests.fakes import direct_ledger
 
 
 @pytest.fixture
@@ -34,8 +36,11 @@ def web(tmp_path: Path) -> Path:
 async def running(web: Path, **server: Any) -> AsyncIterator[AudienceServer]:
     cfg = ServerConfig(host="127.0.0.1", port=0, **server)
     images = {"img-1": (b"\x89PNG fake", "image/png")}
-    srv = AudienceServer(cfg, AudienceConfig(cooldown=15.0, burst=2), Audience(AudienceConfig(cooldown=15.0, burst=2)),
+    servers: list[AudienceServer] = []
+    ledger = direct_ledger(Audience(AudienceConfig(cooldown=15.0, burst=2)), lambda out: servers[0].deliver(out))
+    srv = AudienceServer(cfg, AudienceConfig(cooldown=15.0, burst=2), ledger,
                          images=images.get, web_root=web)
+    servers.append(srv)
     await srv.start()
     try:
         yield srv
@@ -189,7 +194,7 @@ def test_burst_of_100_prompts_is_rate_limited_not_lost(web: Path) -> None:
             rejected = [r for r in replies if r["state"] == "rejected"]
             assert len(accepted) == 2 and len(rejected) == 98  # the burst of 2, then the cooldown
             assert all(r["retry_after"] > 0 for r in rejected)
-            assert set(srv.audience.positions()) == accepted  # every accepted prompt is still in line
+            assert set(srv.intake.audience.positions()) == accepted  # every accepted prompt is still in line
         await still_served(srv)
     run(web, scenario)
 
@@ -240,11 +245,11 @@ def test_blocklisted_word_in_disguise_is_refused_over_the_socket(web: Path, disg
     from engine.net.moderation import Moderator
 
     async def scenario(srv: AudienceServer) -> None:
-        srv.audience.moderator = Moderator(["badword"])
+        srv.intake.audience.moderator = Moderator(["badword"])
         async with phone(srv) as (ws, _):
             reply = await ask(ws, json.dumps({"type": "prompt", "text": disguised}))
             assert reply["state"] == "rejected" and "badword" not in reply["reason"].lower()
-            assert srv.audience.queued_count == 0
+            assert srv.intake.audience.queued_count == 0
         await still_served(srv)
     run(web, scenario)
 

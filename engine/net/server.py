@@ -20,45 +20,45 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-import mimetypes
-import re
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from engine.config import AudienceConfig, ServerConfig
+from engine.gen.images import parse_image_path
 from engine.net import protocol
-from engine.net.audience import Audience, Outbox
-from engine.net.protocol import PingMsg, ProtocolError
+from engine.net.audience import Outbox
+from engine.net.http import (
+    SECURITY_HEADERS,
+    WEB_ROOT,
+    ImageLookup,
+    content_type,
+    http_response,
+    image_response,
+    ip_of,
+    is_vj_path,
+    static_files,
+    text_response,
+)
+from engine.net.protocol import PingMsg, PromptStatus, ProtocolError
+from engine.net.vj_server import VjRoutes
 
-if TYPE_CHECKING:
-    from engine.net.vj_server import VjRoutes
+
+class Intake(Protocol):
+    """Where phones' prompts go (the ledger): it answers through ``deliver``, once they are journaled."""
+
+    def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> object: ...
+
+    def statuses_for(self, client_id: str) -> list[PromptStatus]: ...
 
 log = logging.getLogger(__name__)
 
-WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
-IMAGE_PATH = re.compile(r"^/images/([A-Za-z0-9_-]{1,80})\.(png|jpg|jpeg|webp)$")
-CSP = ("default-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; style-src 'self'; "
-       "script-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
-
-ImageLookup = Callable[[str], tuple[bytes, str] | None]
 FILES_IN_RESERVE = 256  # descriptors beyond the phones: journal, images, shaders, the control page, libraries
 
 
@@ -84,46 +84,6 @@ def raise_open_files(wanted: int) -> int:
     return target
 
 
-def static_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, Path]:
-    """URL path → file for every regular file under ``root`` (no symlinks, nothing outside, not the
-    top-level folders in ``exclude``)."""
-    files: dict[str, Path] = {}
-    if not root.is_dir():
-        return files
-    base = root.resolve()
-    for path in root.rglob("*"):
-        if path.is_symlink() or not path.is_file():
-            continue
-        real = path.resolve()
-        parts = path.relative_to(root).parts
-        if not real.is_relative_to(base) or any(part.startswith(".") for part in parts) or parts[0] in exclude:
-            continue
-        files["/" + path.relative_to(root).as_posix()] = real
-    if "/index.html" in files:
-        files["/"] = files["/index.html"]
-    return files
-
-
-def http_response(status: http.HTTPStatus, body: bytes, content_type: str, cache: str = "no-cache",
-                  extra: Mapping[str, str] | None = None) -> Response:
-    """An answer with the security headers; ``extra`` adds headers or replaces them (a page's own CSP)."""
-    headers = Headers({"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": cache,
-                       **SECURITY_HEADERS, **(extra or {})})
-    return Response(status.value, status.phrase, headers, body)
-
-
-def text_response(status: http.HTTPStatus, text: str, cache: str = "no-cache") -> Response:
-    return http_response(status, (text + "\n").encode(), "text/plain; charset=utf-8", cache)
-
-
-def content_type(file: Path) -> str:
-    """A served file's Content-Type, with the charset for text."""
-    mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    if mime.startswith("text/") or mime in ("application/javascript", "application/json"):
-        mime += "; charset=utf-8"
-    return mime
-
-
 @dataclass
 class Client:
     connection: ServerConnection
@@ -133,14 +93,12 @@ class Client:
 
 
 class AudienceServer:
-    def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, audience: Audience,
-                 images: ImageLookup | None = None, web_root: Path = WEB_ROOT,
-                 on_submit: Callable[[Outbox], None] = lambda _out: None, vj: VjRoutes | None = None) -> None:
+    def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, intake: Intake,
+                 images: ImageLookup | None = None, web_root: Path = WEB_ROOT, vj: VjRoutes | None = None) -> None:
         self.cfg = server_cfg
         self.audience_cfg = audience_cfg
-        self.audience = audience
-        self.images = images or (lambda _id: None)
-        self.on_submit = on_submit
+        self.intake = intake
+        self.images: ImageLookup = images or (lambda _id: None)
         self.vj = vj
         self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
         self._cache: dict[str, bytes] = {}
@@ -180,7 +138,7 @@ class AudienceServer:
             self._server = None
 
     # --- HTTP -------------------------------------------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         try:
             path = urlsplit(request.path).path
         except ValueError:
@@ -188,12 +146,12 @@ class AudienceServer:
         if is_vj_path(path):
             if self.vj is None:
                 return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
-            return self.vj.process_request(connection, request)
+            return await self.vj.process_request(connection, request)
         if path == "/ws":
             return self._admit(connection)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
-        return self._serve_file(path)
+        return await self._serve_file(path)
 
     def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
         for k, v in SECURITY_HEADERS.items():
@@ -201,15 +159,11 @@ class AudienceServer:
                 response.headers[k] = v
         return response
 
-    def _serve_file(self, raw_path: str) -> Response:
+    async def _serve_file(self, raw_path: str) -> Response:
         path = unquote(raw_path)
-        m = IMAGE_PATH.match(path)
-        if m:
-            found = self.images(m.group(1))
-            if found is None:
-                return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
-            body, mime = found
-            return http_response(http.HTTPStatus.OK, body, mime, cache="public, max-age=86400, immutable")
+        image = parse_image_path(path)
+        if image is not None:
+            return await image_response(self.images, image[0], "public, max-age=86400, immutable")
         file = self.files.get(path)
         if file is None:
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
@@ -223,7 +177,7 @@ class AudienceServer:
         return http_response(http.HTTPStatus.OK, cached, content_type(file))
 
     def _admit(self, connection: ServerConnection) -> Response | None:
-        ip = _ip_of(connection)
+        ip = ip_of(connection)
         if self.connections >= self.cfg.max_connections:
             return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "The show is full, try again soon.")
         if self._per_ip.get(ip, 0) >= self.cfg.max_connections_per_ip:
@@ -254,7 +208,7 @@ class AudienceServer:
         if self.vj is not None and parts.path == "/vj/ws":  # admitted by the VJ routes, token checked
             await self.vj.handle(connection)
             return
-        ip = _ip_of(connection)
+        ip = ip_of(connection)
         query = parse_qs(parts.query)
         client_id, _new = protocol.client_id_or_new(next(iter(query.get("client", [])), None))
         client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors))
@@ -262,7 +216,7 @@ class AudienceServer:
         try:
             await connection.send(protocol.welcome(
                 client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
-                self.audience.statuses_for(client_id), self.audience_cfg.feed))
+                self.intake.statuses_for(client_id), self.audience_cfg.feed))
             while True:
                 try:
                     frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)
@@ -287,9 +241,7 @@ class AudienceServer:
         if isinstance(msg, PingMsg):
             broadcast([client.connection], protocol.PONG)
             return True
-        outbox = self.audience.submit(client.client_id, client.ip, msg.text, msg.ref)
-        self.on_submit(outbox)  # journaled before the phone hears "accepted"
-        self.deliver(outbox)
+        self.intake.submit(client.client_id, client.ip, msg.text, msg.ref)  # answered once journaled
         return True
 
     def deliver(self, outbox: Outbox) -> None:
@@ -316,12 +268,3 @@ class AudienceServer:
             conns.discard(client.connection)
             if not conns:
                 del self._by_client[client.client_id]
-
-
-def is_vj_path(path: str) -> bool:
-    return path == "/vj" or path.startswith("/vj/")
-
-
-def _ip_of(connection: ServerConnection) -> str:
-    addr = connection.remote_address
-    return str(addr[0]) if addr else "unknown"

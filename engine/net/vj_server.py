@@ -16,7 +16,6 @@ import base64
 import hashlib
 import http
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -26,11 +25,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from engine.config import VjConfig
-from engine.net.server import (
+from engine.gen.images import parse_image_path
+from engine.net.http import (
     WEB_ROOT,
     ImageLookup,
     content_type,
     http_response,
+    image_response,
+    ip_of,
     is_vj_path,
     static_files,
     text_response,
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "stagecraft_vj"
 VJ_ROOT = WEB_ROOT / "vj"
-IMAGE_PATH = re.compile(r"^/vj/images/([A-Za-z0-9_-]{1,80})\.(png|jpg|jpeg|webp)$")
+IMAGES = "/vj/images/"  # the gallery's images, behind the token
 MAX_MESSAGE_BYTES = 16384
 NO_STORE = "no-store"  # nothing of the control page stays in a shared browser's cache
 
@@ -102,14 +104,14 @@ class VjRoutes:
         self._server: Server | None = None
 
     # --- admission -------------------------------------------------------------
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer a ``/vj`` request, or None to let the WebSocket handshake go on."""
         try:
             parts = urlsplit(request.path)
         except ValueError:
             return text_response(http.HTTPStatus.BAD_REQUEST, "Bad request", NO_STORE)
         path = unquote(parts.path)
-        ip = _ip_of(connection)
+        ip = ip_of(connection)
         offered = next(iter(parse_qs(parts.query).get("token", [])), None) if path == "/vj" else None
         if offered is not None:
             verdict = self.gate.check(offered, ip)
@@ -136,7 +138,7 @@ class VjRoutes:
             return self._admit_socket(request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
-        return self._serve(path)
+        return await self._serve(path)
 
     def _admit_socket(self, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
@@ -148,14 +150,10 @@ class VjRoutes:
             return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many control pages open", NO_STORE)
         return None
 
-    def _serve(self, path: str) -> Response:
-        m = IMAGE_PATH.match(path)
-        if m:
-            found = self.images(m.group(1))
-            if found is None:
-                return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
-            body, mime = found
-            return http_response(http.HTTPStatus.OK, body, mime, "private, max-age=86400")
+    async def _serve(self, path: str) -> Response:
+        image = parse_image_path(path, IMAGES)
+        if image is not None:
+            return await image_response(self.images, image[0], "private, max-age=86400", NO_STORE)
         file = self.files.get(path)
         if file is None:
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
@@ -174,14 +172,14 @@ class VjRoutes:
 
     # --- a server of its own ([vj] port) --------------------------------------------
     async def start(self, host: str, port: int) -> None:
-        def process(connection: ServerConnection, request: Request) -> Response | None:
+        async def process(connection: ServerConnection, request: Request) -> Response | None:
             try:
                 path = urlsplit(request.path).path
             except ValueError:
                 path = ""
             if not is_vj_path(path):
                 return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
-            return self.process_request(connection, request)
+            return await self.process_request(connection, request)
 
         self._server = await serve(self.handle, host, port, process_request=process, max_size=MAX_MESSAGE_BYTES,
                                    max_queue=16, open_timeout=10, ping_interval=20, ping_timeout=20,
@@ -197,7 +195,3 @@ class VjRoutes:
             await self._server.wait_closed()
             self._server = None
 
-
-def _ip_of(connection: ServerConnection) -> str:
-    addr = connection.remote_address
-    return str(addr[0]) if addr else "unknown"
