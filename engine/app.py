@@ -15,7 +15,7 @@ import segno
 
 from engine.audio.live import LiveAudio
 from engine.backstage import Backstage
-from engine.backstage_process import BackstageProcess
+from engine.backstage.process import BackstageProcess
 from engine.show_options import ShowOptions
 from engine.store import Journal
 

@@ -20,6 +20,7 @@ from typing import Any
 from engine import __version__
 from engine import config as config_mod
 from engine.errors import ConfigError, EngineError
+from engine.logs import setup_logging
 
 log = logging.getLogger("engine")
 
@@ -118,18 +119,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     out.update({k: v for k, v in named.items() if v is not None})
     return out
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    # One line per phone connecting would drown the log at a busy show.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,26 @@
 """One exception tree for the whole engine.
 
-    EngineError
-    ├── ConfigError        a bad key, type or value in config.toml or on the command line
-    ├── RenderError        the GL context or window could not be made
-    │   └── ShaderError    a shader failed to compile or link (file, line, driver message)
-    └── ImageError         an image that cannot be shown (wrong shape, too big)
+    EngineError                      base of every error the engine raises on purpose (errors.py)
+    ├── ConfigError                  a bad key, type or value in config.toml or on the command line
+    ├── RenderError                  the GL context or window could not be made
+    │   └── ShaderError              a shader failed to compile or link (file, line, driver message)
+    ├── ImageError                   an image that cannot be shown or encoded (wrong shape, too big)
+    ├── BackstageError               the backstage could not start (port, output folder, blocklist)
+    ├── StoreError                   the journal cannot be used, or was called wrongly (store/errors.py)
+    ├── GenerationError              an image backend failed; ``kind`` says whose fault (gen/base.py)
+    ├── ProtocolError                a phone's message the server cannot take; ``code`` (net/protocol.py)
+    │   └── VjProtocolError          the same for the control page (net/vj_protocol.py)
+    ├── ModerationError              a blocklist file that cannot be read (net/moderation.py)
+    ├── LedgerError                  an operation on a prompt the ledger cannot act on (ledger.py)
+    ├── OscError                     an OSC message with no meaning here (control/osc_map.py)
+    └── ParamError                   a shader parameter value out of its type or range (shaders/params.py)
+
+Signals that never leave their module, and so stay outside the tree: ``cli.UsageError`` and
+``audio.beats_cli._UsageError`` (a bad flag: exit code 2), ``audio.input.AudioUnavailable`` (no sound
+input right now), ``control.midi_input._NoMidi``, ``shaders.expr.ExprError`` (a ValueError, wrapped into
+ShaderError by its caller), and the loopback mock's own ``ApiError`` and ``BadHttp`` (answers to its
+HTTP clients). ``tests/test_errors.py``
+checks that this drawing and the code agree.
 
 Every error prints as one readable line: callers at the edge log ``str(err)``.
 """
@@ -42,3 +58,7 @@ class ShaderError(RenderError):
 
 class ImageError(EngineError):
     """An image that the show cannot display."""
+
+
+class BackstageError(EngineError):
+    """The backstage could not start (server port, output folder, blocklist) or its process died at start."""

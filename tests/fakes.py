@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import numpy as np
 
 from engine.config import Config, with_overrides
 from engine.contract import ShowImage
+from engine.gen.base import GeneratedImage
+from engine.ledger import Ledger, StoredImage
+from engine.net.audience import Audience, Outbox
 from engine.render.show_loop import read_rgb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +95,24 @@ def drain(q: queue.SimpleQueue[Any]) -> list[Any]:
             out.append(q.get_nowait())
         except queue.Empty:
             return out
+
+
+class MemoryKeeper:
+    """The ledger's image keeper without a disk: numbered per prompt, bytes kept in a dict."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, bytes] = {}
+
+    async def add_image(self, prompt_id: str, image: GeneratedImage, metadata: Mapping[str, object]) -> StoredImage:
+        n = 1 + sum(1 for i in self.images if i.startswith(f"{prompt_id}-"))
+        stored = StoredImage(f"{prompt_id}-{n}", "png")
+        self.images[stored.id] = image.data or b""
+        return stored
+
+    async def image_bytes(self, image_id: str) -> bytes | None:
+        return self.images.get(image_id)
+
+
+def direct_ledger(audience: Audience, deliver: Callable[[Outbox], None]) -> Ledger:
+    """A ledger whose statuses go out at once (no journal to wait for): a server or a page alone."""
+    return Ledger(audience, MemoryKeeper(), lambda step: deliver(list(step.outbox)))

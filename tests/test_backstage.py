@@ -157,9 +157,57 @@ def test_osc_reaches_the_show_inbox(journal: Journal) -> None:
 
 def test_full_garbage_collections_wait_for_a_quiet_moment() -> None:
     """Full collections stall every push for most of a second with a big crowd: only when quiet, yet never skipped."""
-    from engine.backstage import FULL_GC_MAX_S, FULL_GC_PERIOD_S, full_gc_due
+    from engine.backstage.chores import FULL_GC_MAX_S, FULL_GC_PERIOD_S, full_gc_due
 
     assert not full_gc_due(now=100.0, last_full=0.0, last_prompt=0.0)  # the period is not over
     assert full_gc_due(now=FULL_GC_PERIOD_S + 10, last_full=0.0, last_prompt=FULL_GC_PERIOD_S)  # quiet for 10 s
     assert not full_gc_due(now=FULL_GC_PERIOD_S + 10, last_full=0.0, last_prompt=FULL_GC_PERIOD_S + 9)  # busy
     assert full_gc_due(now=FULL_GC_MAX_S, last_full=0.0, last_prompt=FULL_GC_MAX_S)  # busy, but it is overdue
+
+
+def test_the_loop_never_waits_on_the_disk(tmp_path: Path) -> None:
+    """With every image fsync slowed to 500 ms, 20 phones still get pongs within 50 ms (p99) while images
+    are being stored: the journal's file writes run beside the loop, never on it."""
+    slow: list[float] = []
+
+    def slow_fsync(fd: int) -> None:
+        slow.append(time.monotonic())
+        time.sleep(0.5)
+
+    j = Journal.open(tmp_path, fsync=slow_fsync)
+    board = StateBoard()
+    board.publish(ShowSnapshot(size=(160, 90)))
+    b = backstage(j, {"generation.in_flight": 2,
+                      "audience.cooldown": 0.0, "audience.burst": 20,
+                      "server.max_connections_per_ip": 50}, board=board)
+    b.start()
+    rtts: list[float] = []
+    try:
+        assert b.port is not None
+        port = b.port
+        stored_before = len(slow)
+
+        async def phone(n: int) -> None:
+            async with connect(f"ws://127.0.0.1:{port}/ws?client=phone-disk{n:04d}") as ws:
+                await ws.recv()  # welcome
+                await ws.send(json.dumps({"type": "prompt", "text": f"a lighthouse number {n} in fog"}))
+                deadline = time.monotonic() + 4.0
+                while time.monotonic() < deadline:
+                    sent = time.perf_counter()
+                    await ws.send(json.dumps({"type": "ping"}))
+                    while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "pong":
+                        pass  # statuses of its prompt arrive in between
+                    rtts.append(time.perf_counter() - sent)
+                    await asyncio.sleep(0.05)
+
+        async def crowd() -> None:
+            await asyncio.gather(*(phone(n) for n in range(20)))
+
+        asyncio.run(crowd())
+        assert len(slow) - stored_before >= 4  # images were being written (two fsyncs each) all along
+    finally:
+        b.stop()
+        j.close()
+    rtts.sort()
+    p99 = rtts[int(len(rtts) * 0.99)]
+    assert len(rtts) > 500 and p99 < 0.050, f"pong p99 {p99 * 1000:.0f} ms over {len(rtts)} pings"

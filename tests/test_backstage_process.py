@@ -22,11 +22,13 @@ from websockets.asyncio.client import connect
 from engine.audio.input import AudioStatus
 from engine.audio.live import Heard
 from engine.backstage import BackstageError
-from engine.backstage_process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
+from engine.backstage.messages import ImageOut, Stop, Tempo, Viewers
+from engine.backstage.process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
 from engine.commands import Action
 from engine.contract import Inbox, ShowSnapshot, StateBoard
 from tests.engine_process import ROOT, free_port
 from tests.fakes import make_config
+from tests.gl_probe import gl_modules
 from tests.test_vj_server import TOKEN, page
 
 
@@ -47,13 +49,14 @@ class FakeLive:
         pass
 
 
-def make(tmp_path: Path, overrides: dict[str, Any] | None = None, live: FakeLive | None = None) -> BackstageProcess:
+def make(tmp_path: Path, overrides: dict[str, Any] | None = None, live: FakeLive | None = None,
+         probe: Any = None) -> BackstageProcess:
     cfg = make_config({"server.host": "127.0.0.1", "server.port": free_port(), "generation.backend": "procedural",
                        "generation.width": 128, "generation.height": 128, "store.output_dir": str(tmp_path / "out"),
                        "vj.token": TOKEN, **(overrides or {})})
     board = StateBoard()
     board.publish(ShowSnapshot(size=(320, 180)))
-    return BackstageProcess(cfg, Inbox(), board, "http://127.0.0.1", live=live)  # type: ignore[arg-type]
+    return BackstageProcess(cfg, Inbox(), board, "http://127.0.0.1", live=live, probe=probe)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -103,6 +106,21 @@ def test_control_page_commands_state_and_tempo_cross_the_bridge(bp: BackstagePro
         time.sleep(0.02)
 
 
+def test_the_backstage_process_never_loads_gl(tmp_path: Path) -> None:
+    """The child serves phones, stores images and paints the HUD without moderngl, glcontext or pyglet."""
+    b = make(tmp_path, {"overlay.hud": True}, probe=gl_modules)
+    b.board.publish(ShowSnapshot(hud=True, size=(320, 180)))
+    b.start()
+    try:
+        assert b.port is not None
+        asyncio.run(phone_prompt(b.port, "a quiet harbour"))
+        b.inbox.images.get(timeout=20)  # a prompt went all the way through the pipeline and the journal
+        b.inbox.hud.get(timeout=20)
+        assert b.ask("gl?", timeout=10) == []
+    finally:
+        b.stop()
+
+
 def test_hud_pictures_and_captures_come_and_go(tmp_path: Path) -> None:
     b = make(tmp_path, {"generation.img2img": "program"})
     b.board.publish(ShowSnapshot(hud=True, size=(320, 180)))
@@ -141,7 +159,7 @@ def test_link_tempo_reaches_the_show_audio_engine(tmp_path: Path) -> None:
     b.start()
     try:
         assert b._out is not None
-        b._dispatch(("tempo", "lock_bpm", 140.0))
+        b._handle(Tempo("lock_bpm", 140.0))
         assert live.locked == [140.0]
     finally:
         b.stop()
@@ -194,13 +212,13 @@ def test_the_child_leaves_when_the_show_process_dies(tmp_path: Path) -> None:
 def test_mirror_board_counts_images_still_in_the_pipe() -> None:
     class Out:
         def __init__(self) -> None:
-            self.items: list[tuple[Any, ...]] = []
+            self.items: list[Any] = []
 
-        def put(self, item: tuple[Any, ...]) -> None:
+        def put(self, item: Any) -> None:
             self.items.append(item)
 
     out = Out()
-    images = _ProxyQueue("image", out)  # type: ignore[arg-type]
+    images = _ProxyQueue(ImageOut, out)  # type: ignore[arg-type]
     board = MirrorBoard(out, images)  # type: ignore[arg-type]
     board.mirror(ShowSnapshot(queue_len=1), received=0)
     images.put("an image")
@@ -210,7 +228,7 @@ def test_mirror_board_counts_images_still_in_the_pipe() -> None:
     assert board.read().queue_len == 3
     board.preview_viewers = 2
     board.preview_viewers = 2
-    assert [i for i in out.items if i[0] == "viewers"] == [("viewers", 2)]
+    assert [i for i in out.items if isinstance(i, Viewers)] == [Viewers(2)]
 
 
 def test_sender_survives_a_closed_pipe() -> None:
@@ -220,10 +238,10 @@ def test_sender_survives_a_closed_pipe() -> None:
     b.close()
     a.close()
     s = _Sender(a, "test-send")
-    s.put(("x",))
+    s.put(Stop())
     s.close(timeout=2)
     assert s.broken
-    s.put(("y",))  # dropped, never raises
+    s.put(Stop())  # dropped, never raises
 
 
 def test_a_backstage_that_dies_mid_show_is_restarted(bp: BackstageProcess) -> None:

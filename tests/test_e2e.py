@@ -117,7 +117,7 @@ def test_the_backstage_as_a_thread_still_runs_the_show(tmp_path: Path) -> None:
         seen = asyncio.run(statuses_until(port, ["a lantern on the water"],
                                           lambda s: any(m["state"] == "showing" for m in s)))
         assert "generating" in states_of(seen, seen[0]["id"])
-        assert "backstage_process" not in p.output  # no second process: the journal line comes from the app
+        assert "engine.backstage.process" not in p.output  # no second process: the journal line comes from the app
         p.proc.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0, p.output
     finally:

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.backstage.scribe import Scribe
 from engine.config import AudienceConfig, Config, with_overrides
 from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.pipeline import Pipeline
+from engine.ledger import Ledger, Step
 from engine.net.audience import Audience, Outbox
 from engine.net.protocol import PromptStatus, State
 from engine.store import Journal, PromptState
@@ -63,18 +65,21 @@ class Rig:
         self.sent: list[PromptStatus] = []
         self.reports: list[str] = []
         self.pool = ThreadPoolExecutor(1)
-        self.pipeline = Pipeline(self.cfg, self.audience, primary, fallback, self.journal, self.inbox, self.board,
-                                 self.deliver, self.pool, report=self.reports.append)
+        self.scribe = Scribe(self.journal, self.deliver, self.reports.append, self.pool)
+        self.ledger = Ledger(self.audience, self.scribe, self.apply)
+        self.pipeline = Pipeline(self.cfg, self.ledger, primary, fallback, self.inbox, self.board, self.pool,
+                                 report=self.reports.append)
+
+    def apply(self, step: Step) -> None:
+        self.scribe.apply(step)
+        if step.wake:
+            self.pipeline.wake()
 
     def deliver(self, out: Outbox) -> None:
         self.sent += [s for _c, s in out]
 
     def submit(self, text: str) -> str:
-        out = self.audience.submit("phone-1", "1.2.3.4", text)
-        self.deliver(out)
-        self.journal.record_prompt(out[0][1].id, "phone-1", text, {})
-        self.pipeline.wake()
-        return out[0][1].id
+        return self.ledger.submit("phone-1", "1.2.3.4", text).outbox[0][1].id
 
     def states(self, prompt_id: str) -> list[State]:
         states: list[State] = []
@@ -97,6 +102,7 @@ class Rig:
         try:
             asyncio.run(main())
         finally:
+            self.scribe.close()
             self.pool.shutdown()
             self.journal.close()
 

@@ -14,7 +14,11 @@ the render thread, the audio thread and two bridge threads:
   to captures, and "stop".
 
 Inside the child, ``MirrorBoard``, ``LiveMirror`` and proxy queues stand in for the
-show's ``StateBoard``, ``LiveAudio`` and ``Inbox``, so ``Backstage`` runs unchanged.
+show's ``StateBoard``, ``LiveAudio`` and ``Inbox``, so ``Backstage`` runs unchanged. The pipe
+carries the frozen messages of ``messages.py``, one dispatcher on each side.
+
+This module, and everything the child imports, never imports moderngl or pyglet: the child
+has no GL and must not pay for it (a test checks ``sys.modules`` there).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
@@ -41,11 +46,34 @@ import numpy as np
 
 from engine.audio.input import AudioStatus
 from engine.audio.live import Heard, LiveAudio
-from engine.backstage import Backstage, BackstageError
 from engine.config import Config
 from engine.contract import Inbox, ShowSnapshot, StateBoard
-from engine.errors import EngineError
+from engine.errors import BackstageError, EngineError
+from engine.logs import setup_logging
 from engine.store import Journal
+
+from .messages import (
+    CaptureAsk,
+    Captured,
+    CatalogIn,
+    CommandOut,
+    Failed,
+    HeardIn,
+    HudOut,
+    ImageOut,
+    PreviewIn,
+    ProbeAnswer,
+    ProbeAsk,
+    Ready,
+    RequestImage,
+    SnapshotIn,
+    Stop,
+    Tempo,
+    ToBackstage,
+    ToShow,
+    Viewers,
+)
+from .runner import Backstage
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +92,12 @@ class _Sender:
 
     def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
-        self.items: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.items: queue.SimpleQueue[ToShow | ToBackstage | None] = queue.SimpleQueue()
         self.broken = False
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
-    def put(self, item: tuple[Any, ...]) -> None:
+    def put(self, item: ToShow | ToBackstage) -> None:
         if not self.broken:
             self.items.put(item)
 
@@ -88,16 +116,16 @@ class _Sender:
 
 # --- inside the child ------------------------------------------------------------------------------
 class _ProxyQueue:
-    """What the backstage puts into an inbox queue travels to the show's process."""
+    """What the backstage puts into an inbox queue travels to the show's process, wrapped by ``wrap``."""
 
-    def __init__(self, kind: str, out: _Sender) -> None:
-        self.kind = kind
+    def __init__(self, wrap: Callable[[Any], ToShow], out: _Sender) -> None:
+        self.wrap = wrap
         self.out = out
         self.sent = 0
 
     def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
         self.sent += 1
-        self.out.put((self.kind, item))
+        self.out.put(self.wrap(item))
 
     def qsize(self) -> int:
         return 0
@@ -114,7 +142,7 @@ class _CaptureProxy:
     def put(self, wanted: Future[np.ndarray], block: bool = True, timeout: float | None = None) -> None:
         n = next(self._ids)
         self.waiting[n] = wanted
-        self.out.put(("capture", n))
+        self.out.put(CaptureAsk(n))
 
     def answer(self, n: int, pixels: np.ndarray | None, error: str | None) -> None:
         wanted = self.waiting.pop(n, None)
@@ -147,7 +175,7 @@ class MirrorBoard(StateBoard):
     @preview_viewers.setter
     def preview_viewers(self, n: int) -> None:
         if n != self._viewers and self._out is not None:
-            self._out.put(("viewers", n))
+            self._out.put(Viewers(n))
         self._viewers = n
 
     def mirror(self, snapshot: ShowSnapshot, received: int) -> None:
@@ -171,10 +199,10 @@ class LiveMirror:
         return self.heard
 
     def lock_bpm(self, bpm: float | None) -> None:
-        self.out.put(("tempo", "lock_bpm", bpm))
+        self.out.put(Tempo("lock_bpm", bpm))
 
     def resync(self, at: float | None = None) -> None:
-        self.out.put(("tempo", "resync", at))  # monotonic time is the same clock in both processes
+        self.out.put(Tempo("resync", at))  # monotonic time is the same clock in both processes
 
 
 def _die_with_parent() -> None:
@@ -193,8 +221,6 @@ def _die_with_parent() -> None:
 
 def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None) -> None:
     """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
-    from engine.cli import setup_logging
-
     setup_logging(cfg.log.level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C goes to the show's process, which says "stop"
     if cfg.server.backstage_nice and hasattr(os, "nice"):
@@ -202,10 +228,10 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
     parent = os.getppid()
     _die_with_parent()
     out = _Sender(conn, "backstage-send")
-    images = _ProxyQueue("image", out)
+    images = _ProxyQueue(ImageOut, out)
     captures = _CaptureProxy(out)
-    inbox = Inbox(images=cast(Any, images), commands=cast(Any, _ProxyQueue("command", out)),
-                  hud=cast(Any, _ProxyQueue("hud", out)), captures=cast(Any, captures))
+    inbox = Inbox(images=cast(Any, images), commands=cast(Any, _ProxyQueue(CommandOut, out)),
+                  hud=cast(Any, _ProxyQueue(HudOut, out)), captures=cast(Any, captures))
     board = MirrorBoard(out, images)
     live = LiveMirror(out)
     journal: Journal | None = None
@@ -217,37 +243,19 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
             backstage = Backstage(cfg, inbox, board, join_url, journal=journal, live=cast(LiveAudio, live))
             backstage.start()
         except EngineError as err:
-            out.put(("failed", str(err)))
+            out.put(Failed(str(err)))
             return
         gc.collect()
         gc.freeze()  # start-up objects live all show: keep them out of every collection
-        out.put(("ready", {"port": backstage.port, "vj_url": backstage.vj_url}))
+        out.put(Ready(backstage.port, backstage.vj_url))
+        side = _ChildSide(backstage, board, live, captures, out, probe)
         while True:
             if not conn.poll(0.5):
                 if os.getppid() != parent:  # the show's process is gone
                     log.warning("the show's process is gone: the backstage stops")
                     return
                 continue
-            msg = conn.recv()
-            kind = msg[0]
-            if kind == "snapshot":
-                board.mirror(msg[1], msg[2])
-            elif kind == "heard":
-                live.heard = msg[1]
-            elif kind == "catalog":
-                board.publish_catalog(msg[1])
-            elif kind == "preview":
-                board.publish_preview(msg[1])
-            elif kind == "request_image":
-                backstage.request_image()
-            elif kind == "captured":
-                captures.answer(msg[1], msg[2], msg[3])
-            elif kind == "probe" and probe is not None:
-                try:
-                    out.put(("probe", probe(backstage, msg[1])))
-                except Exception as err:
-                    out.put(("probe", err))
-            elif kind == "stop":
+            if not side.handle(conn.recv()):
                 return
     except (EOFError, OSError):
         return
@@ -257,6 +265,46 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
         if journal is not None:
             journal.close()
         out.close()
+
+
+class _ChildSide:
+    """The backstage process's one dispatcher: what the show sends, to the parts that stand in for it.
+
+    Runs on the child's main thread only (the bridge loop in ``_child``).
+    """
+
+    def __init__(self, backstage: Backstage, board: MirrorBoard, live: LiveMirror, captures: _CaptureProxy,
+                 out: _Sender, probe: Probe | None) -> None:
+        self.backstage = backstage
+        self.board = board
+        self.live = live
+        self.captures = captures
+        self.out = out
+        self.probe = probe
+
+    def handle(self, msg: ToBackstage) -> bool:
+        """Carry out one message; False when the show said stop."""
+        match msg:
+            case SnapshotIn(snapshot, received):
+                self.board.mirror(snapshot, received)
+            case HeardIn(heard):
+                self.live.heard = heard
+            case CatalogIn(catalog):
+                self.board.publish_catalog(catalog)
+            case PreviewIn(pixels):
+                self.board.publish_preview(pixels)
+            case RequestImage():
+                self.backstage.request_image()
+            case Captured(number, pixels, error):
+                self.captures.answer(number, pixels, error)
+            case ProbeAsk(question) if self.probe is not None:
+                try:
+                    self.out.put(ProbeAnswer(self.probe(self.backstage, question)))
+                except Exception as err:
+                    self.out.put(ProbeAnswer(err))
+            case Stop():
+                return False
+        return True
 
 
 # --- in the show's process -------------------------------------------------------------------------
@@ -271,8 +319,25 @@ def _light(heard: Heard) -> Heard:
 _EMPTY = np.zeros(0, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class _Link:
+    """One backstage child and the pipe to it; replaced whole on a restart, so a reader sees one or the other."""
+
+    proc: multiprocessing.process.BaseProcess
+    conn: Connection
+    out: _Sender
+
+
 class BackstageProcess:
-    """``Backstage``'s interface for ``engine.app``, with the backstage in a process of its own."""
+    """``Backstage``'s interface for ``engine.app``, with the backstage in a process of its own.
+
+    Threads and what each owns:
+    - the caller's thread (the show's main thread) runs ``start`` and ``stop``, and ``request_image``;
+    - the receive thread is the only writer of ``_link`` after start (a restart swaps it whole),
+      of ``_received`` (reset with each new link), of ``port``, ``vj_url`` and ``restarts``;
+    - the publish thread only reads: it takes ``_link`` once per round, and a link it has not seen
+      before gets everything again (a new child knows nothing yet).
+    """
 
     def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str,
                  live: LiveAudio | None = None, probe: Probe | None = None) -> None:
@@ -284,15 +349,21 @@ class BackstageProcess:
         self.port: int | None = None
         self.vj_url = ""
         self._probe = probe
-        self._proc: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._link: _Link | None = None
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._out: _Sender | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._received = 0
-        self._fresh = False  # a new child: the publisher sends it everything again
+        self._last_proc: multiprocessing.process.BaseProcess | None = None  # also one that failed at start
         self.restarts = 0
+
+    @property
+    def _proc(self) -> multiprocessing.process.BaseProcess | None:
+        return self._link.proc if self._link is not None else self._last_proc
+
+    @property
+    def _out(self) -> _Sender | None:
+        return self._link.out if self._link is not None else None
 
     def start(self) -> None:
         """Start the child and wait until it serves; raise BackstageError with its reason if it cannot.
@@ -300,18 +371,18 @@ class BackstageProcess:
         Call it from the thread that lives as long as the show (the main thread): on Linux the child
         is ended when the thread that started it ends.
         """
-        self._launch()
+        self._link = self._launch()
         for target, name in ((self._receive, "backstage-bridge-recv"), (self._publish, "backstage-bridge-state")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _launch(self) -> None:
+    def _launch(self) -> _Link:
         ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
         conn, child_conn = ctx.Pipe()
         proc = ctx.Process(target=_child, args=(child_conn, self.cfg, self.join_url, self._probe),
                            name="stagecraft-backstage", daemon=True)
-        self._proc = proc
+        self._last_proc = proc
         proc.start()
         child_conn.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -323,43 +394,44 @@ class BackstageProcess:
                 proc.terminate()
                 conn.close()
                 raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
-        kind, info = conn.recv()
-        if kind == "failed":
+        first = conn.recv()
+        if not isinstance(first, Ready):
             proc.join(10)
             conn.close()
-            raise BackstageError(str(info))
-        self.port, self.vj_url = info["port"], info["vj_url"]
+            raise BackstageError(first.reason if isinstance(first, Failed) else f"the backstage said {first!r}")
+        self.port, self.vj_url = first.port, first.vj_url
         self._received = 0
-        old, self._conn = self._out, conn
-        self._out = _Sender(conn, "backstage-bridge-send")
-        self._fresh = True
-        if old is not None:
-            old.close(timeout=0.5)
+        return _Link(proc, conn, _Sender(conn, "backstage-bridge-send"))
 
     def _restart(self) -> None:
         """The backstage died mid-show: start a new one (the journal resumes its prompts, phones reconnect)."""
         delay = 1.0
         while not self._stop.is_set():
             try:
-                self._launch()
+                link = self._launch()
             except BackstageError as err:
                 log.error("the backstage could not restart (%s); trying again in %.0f s", err, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            old, self._link = self._link, link
+            if old is not None:
+                old.out.close(timeout=0.5)
             self.restarts += 1
             log.warning("the backstage is back (restart %d): phones reconnect by themselves", self.restarts)
             return
 
     def request_image(self) -> None:
-        if self._out is not None:
-            self._out.put(("request_image",))
+        link = self._link
+        if link is not None:
+            link.out.put(RequestImage())
 
     def ask(self, question: Any, timeout: float) -> Any:
         """Ask the child's probe (benchmarks); its answer, or its exception raised here."""
-        if self._out is None:
+        link = self._link
+        if link is None:
             raise BackstageError("the backstage process is not running")
-        self._out.put(("probe", question))
+        link.out.put(ProbeAsk(question))
         answer = self._answers.get(timeout=timeout)
         if isinstance(answer, Exception):
             raise answer
@@ -367,9 +439,10 @@ class BackstageProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._out is not None:
-            self._out.put(("stop",))
-            self._out.close(timeout=2.0)
+        link = self._link
+        if link is not None:
+            link.out.put(Stop())
+            link.out.close(timeout=2.0)
         proc = self._proc
         if proc is not None:
             proc.join(timeout)
@@ -379,92 +452,93 @@ class BackstageProcess:
                 proc.join(5)
         for t in self._threads:
             t.join(2.0)
-        if self._conn is not None:
+        if link is not None:
             with contextlib.suppress(OSError):
-                self._conn.close()
+                link.conn.close()
 
     # --- bridge threads ---------------------------------------------------------------------
     def _receive(self) -> None:
         """What the child sends, into the show's inbox (never the render thread's work)."""
         while not self._stop.is_set():
-            conn = self._conn
-            assert conn is not None
+            link = self._link
+            assert link is not None
             try:
-                msg = conn.recv()
+                msg = link.conn.recv()
             except (EOFError, OSError):
                 if self._stop.is_set():
                     return
-                code = self._proc.exitcode if self._proc is not None else None
-                log.error("the backstage process died (exit code %s): the show goes on, restarting it", code)
+                log.error("the backstage process died (exit code %s): the show goes on, restarting it",
+                          link.proc.exitcode)
                 self._restart()
                 continue
             try:
-                self._dispatch(msg)
+                self._handle(msg)
             except Exception:  # one odd message never stops the bridge
-                log.exception("backstage bridge: could not handle %r", msg[0] if msg else msg)
+                log.exception("backstage bridge: could not handle %s", type(msg).__name__)
 
-    def _dispatch(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "image":
-            self.inbox.images.put(msg[1])
-            self._received += 1
-        elif kind == "command":
-            self.inbox.commands.put(msg[1])
-        elif kind == "hud":
-            self.inbox.hud.put(msg[1])
-        elif kind == "viewers":
-            self.board.preview_viewers = int(msg[1])
-        elif kind == "capture":
-            self._capture(int(msg[1]))
-        elif kind == "probe":
-            self._answers.put(msg[1])
-        elif kind == "tempo" and self.live is not None:
-            if msg[1] == "lock_bpm":
-                self.live.lock_bpm(msg[2])
-            elif msg[1] == "resync":
-                self.live.resync(msg[2])
+    def _handle(self, msg: ToShow) -> None:
+        """The show side's one dispatcher (the receive thread)."""
+        match msg:
+            case ImageOut(image):
+                self.inbox.images.put(image)
+                self._received += 1
+            case CommandOut(command):
+                self.inbox.commands.put(command)
+            case HudOut(pixels):
+                self.inbox.hud.put(pixels)
+            case Viewers(count):
+                self.board.preview_viewers = int(count)
+            case CaptureAsk(number):
+                self._capture(number)
+            case ProbeAnswer(value):
+                self._answers.put(value)
+            case Tempo(op, value) if self.live is not None:
+                if op == "lock_bpm":
+                    self.live.lock_bpm(value)
+                else:
+                    self.live.resync(value)
 
     def _capture(self, n: int) -> None:
         wanted: Future[np.ndarray] = Future()
 
         def answered(done: Future[np.ndarray]) -> None:  # on the render thread: only a hand-off
             error = done.exception()
-            out = self._out
-            if out is not None:
-                out.put(("captured", n, None if error else done.result(), str(error) if error else None))
+            link = self._link
+            if link is not None:
+                link.out.put(Captured(n, None if error else done.result(), str(error) if error else None))
 
         wanted.add_done_callback(answered)
         self.inbox.captures.put(wanted)
 
     def _publish(self) -> None:
         """The show's state to the child, whenever it changed, 50 times a second at most."""
+        seen: _Link | None = None
         snap: ShowSnapshot | None = None
         catalog: object = None
         seq = 0
         heard: object = None
         while not self._stop.wait(PUBLISH_S):
-            out = self._out
-            if out is None or out.broken:
+            link = self._link
+            if link is None or link.out.broken:
                 continue  # between a dead child and its replacement
-            if self._fresh:  # a new child knows nothing yet
-                self._fresh = False
-                snap, catalog, seq, heard = None, None, 0, None
+            if link is not seen:  # a new child knows nothing yet
+                seen, snap, catalog, seq, heard = link, None, None, 0, None
+            out = link.out
             board = self.board
             received = self._received
             now_snap = board.read()
             if now_snap is not snap:
                 snap = now_snap
-                out.put(("snapshot", snap, received))
+                out.put(SnapshotIn(snap, received))
             if board.catalog() is not catalog:
                 catalog = board.catalog()
-                out.put(("catalog", catalog))
+                out.put(CatalogIn(board.catalog()))
             now_seq, pixels = board.preview()
             if now_seq != seq and pixels is not None:
                 seq = now_seq
-                out.put(("preview", pixels))
+                out.put(PreviewIn(pixels))
             if self.live is not None:
                 now_heard = self.live.latest()
                 if now_heard is not heard:
                     heard = now_heard
-                    out.put(("heard", _light(now_heard)))
-
+                    out.put(HeardIn(_light(now_heard)))

@@ -1,8 +1,9 @@
 """The control pages' conversation, on the backstage loop.
 
 Keeps every open control page up to date (each part of the state is sent again
-only when it changed), carries out what the pages ask through the backstage and
-the show's command inbox, and streams the preview: the show thread publishes
+only when it changed), carries out what the pages ask through the ``Controls`` seam
+(the backstage implements it; the hub never sees the backstage itself) and the show's
+command inbox, and streams the preview: the show thread publishes
 small RGB frames on the state board while a page wants them; they are JPEG-encoded
 in the worker pool and sent as binary frames, dropped rather than queued for a
 slow page.
@@ -11,23 +12,26 @@ slow page.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import numpy as np
-from PIL import Image
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from engine.audio.live import Heard
+from engine.commands import Command
+from engine.config import Config
+from engine.contract import StateBoard
+from engine.control.midi_input import MidiState
+from engine.control.midi_map import Control, Target
+from engine.gen.images import encode
 from engine.net import vj_protocol as vp
 from engine.net import vj_state
-
-if TYPE_CHECKING:
-    from engine.backstage import Backstage
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +59,53 @@ class Page:
         return True
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(out, "JPEG", quality=quality)
-    return out.getvalue()
+class Listening(Protocol):
+    """The audio engine's latest features (the show's, or its mirror in the backstage process)."""
+
+    def latest(self) -> Heard: ...
+
+
+class Controls(Protocol):
+    """What the control page may read and do backstage; raises VjProtocolError for what it cannot."""
+
+    @property
+    def cfg(self) -> Config: ...
+
+    def queue_version(self) -> int: ...
+
+    def queue_state(self, now: float) -> dict[str, Any]: ...
+
+    def midi_snapshot(self) -> MidiState | None: ...
+
+    def gallery_state(self) -> dict[str, Any]: ...
+
+    def generation_state(self) -> dict[str, Any]: ...
+
+    def backend_state(self) -> dict[str, Any]: ...
+
+    def prompt_op(self, op: str, prompt_id: str, reason: str | None = None, to: int = 0) -> None: ...
+
+    def reshow(self, image_id: str) -> None: ...
+
+    def vj_prompt(self, text: str) -> str: ...
+
+    def change_settings(self, values: Mapping[str, object]) -> None: ...
+
+    def midi_learn(self, target: Target | None) -> None: ...
+
+    def midi_forget(self, control: Control) -> None: ...
 
 
 class VjHub:
-    def __init__(self, backstage: Backstage, clock: Callable[[], float] = time.monotonic) -> None:
-        self.bs = backstage
+    def __init__(self, controls: Controls, board: StateBoard, commands: queue.SimpleQueue[Command],
+                 pool: Executor, join_url: str, live: Listening | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.controls = controls
+        self.board = board
+        self.commands = commands
+        self.pool = pool
+        self.join_url = join_url
+        self.live = live
         self.clock = clock
         self.pages: dict[ServerConnection, Page] = {}
         self.latest: dict[str, str] = {}  # part → its last message, what a new page gets first
@@ -76,27 +118,27 @@ class VjHub:
     # --- state out -------------------------------------------------------------------
     def refresh(self, force_slow: bool = False) -> None:
         """Build the parts whose inputs changed; send the ones whose message changed."""
-        bs = self.bs
-        snap = bs.board.read()
+        ctl = self.controls
+        snap = self.board.read()
         self._offer("show", vj_state.show_state(snap))
-        self._offer("tempo", vj_state.tempo_state(bs.live.latest() if bs.live else None, bs.cfg.audio.link))
-        catalog = bs.board.catalog()
+        self._offer("tempo", vj_state.tempo_state(self.live.latest() if self.live else None, ctl.cfg.audio.link))
+        catalog = self.board.catalog()
         if self._changed("shaders", (catalog, snap.shader_errors)):
             self._offer("shaders", vj_state.shaders_state(catalog, snap.shader_errors))
-        if bs.audience is not None and self._changed("queue", bs.audience.version):
-            self._offer("queue", vj_state.queue_state(bs.audience, self.clock()))
-        midi = bs.midi.snapshot() if bs.midi is not None else None
+        if self._changed("queue", ctl.queue_version()):
+            self._offer("queue", ctl.queue_state(self.clock()))
+        midi = ctl.midi_snapshot()
         if self._changed("midi", midi):
             self._offer("midi", vj_state.midi_state(midi))
         now = self.clock()
         new_image = self._changed("current", snap.current_id)
         if force_slow or new_image or now - self._gallery_at >= GALLERY_S:  # the journal is read only then
             self._gallery_at = now
-            self._offer("gallery", bs.gallery_state())
+            self._offer("gallery", ctl.gallery_state())
         if force_slow or new_image or now - self._slow_at >= SLOW_PARTS_S:
             self._slow_at = now
-            self._offer("generation", bs.generation_state())
-            self._offer("backend", bs.backend_state())
+            self._offer("generation", ctl.generation_state())
+            self._offer("backend", ctl.backend_state())
 
     def _changed(self, part: str, source: object) -> bool:
         old = self._seen.get(part, _NOTHING)
@@ -112,12 +154,12 @@ class VjHub:
     async def run(self) -> None:
         """Refresh the pages ten times a second and pass preview frames on while anyone watches."""
         loop = asyncio.get_running_loop()
-        tick = min(TICK_S, 1.0 / max(1.0, self.bs.cfg.vj.preview_fps))  # previews up to preview_fps
+        tick = min(TICK_S, 1.0 / max(1.0, self.controls.cfg.vj.preview_fps))  # previews up to preview_fps
         refreshed = 0.0
         while True:
             await asyncio.sleep(tick)
             watchers = [p.connection for p in self.pages.values() if p.preview]
-            self.bs.board.preview_viewers = len(watchers)
+            self.board.preview_viewers = len(watchers)
             if not self.pages:
                 continue
             if self.clock() - refreshed >= TICK_S:
@@ -126,13 +168,12 @@ class VjHub:
                     self.refresh()
                 except Exception:  # one bad part must not stop the page's updates
                     log.exception("control page: state update failed")
-            seq, pixels = self.bs.board.preview()
+            seq, pixels = self.board.preview()
             if watchers and pixels is not None and seq != self._preview_seq and not self._encoding:
                 self._preview_seq = seq
                 self._encoding = True
                 try:
-                    jpeg = await loop.run_in_executor(self.bs.pool, encode_jpeg, pixels,
-                                                      self.bs.cfg.vj.preview_quality)
+                    jpeg = await loop.run_in_executor(self.pool, _jpeg, pixels, self.controls.cfg.vj.preview_quality)
                 finally:
                     self._encoding = False
                 broadcast([p.connection for p in self.pages.values() if p.preview], jpeg)
@@ -145,9 +186,9 @@ class VjHub:
                  else "?")
         try:
             self.refresh(force_slow=True)
-            cfg = self.bs.cfg
+            cfg = self.controls.cfg
             await connection.send(vp.message("hello", version=1, moderation=cfg.audience.moderation,
-                                             join_url=self.bs.join_url))
+                                             join_url=self.join_url))
             for part in PARTS:
                 if part in self.latest:
                     await connection.send(self.latest[part])
@@ -178,30 +219,36 @@ class VjHub:
             return vp.error("failed", f"{type(err).__name__}: {err}", req.ref)
 
     def _carry_out(self, page: Page, req: vp.VjRequest) -> str | None:
-        bs = self.bs
+        ctl = self.controls
         if isinstance(req, vp.PingReq):
             return vp.message("pong", ref=req.ref)
         if isinstance(req, vp.PreviewReq):
             page.preview = req.on
             return None
         if isinstance(req, vp.CommandReq):
-            bs.inbox.commands.put(req.command)
+            self.commands.put(req.command)
             return vp.ack(req.ref)
         if isinstance(req, vp.PromptOp):
-            bs.prompt_op(req.op, req.id, req.reason, req.to)
+            ctl.prompt_op(req.op, req.id, req.reason, req.to)
         elif isinstance(req, vp.ReshowReq):
-            bs.reshow(req.image)
+            ctl.reshow(req.image)
         elif isinstance(req, vp.VjPromptReq):
-            return vp.ack(req.ref, id=bs.vj_prompt(req.text))
+            return vp.ack(req.ref, id=ctl.vj_prompt(req.text))
         elif isinstance(req, vp.SettingsReq):
-            bs.change_settings(req.values)
+            ctl.change_settings(req.values)
             self.refresh(force_slow=True)
         elif isinstance(req, vp.MidiLearnReq):
-            bs.midi_learn(req.target)
+            ctl.midi_learn(req.target)
         elif isinstance(req, vp.MidiForgetReq):
-            bs.midi_forget(req.control)
+            ctl.midi_forget(req.control)
         self.refresh()
         return vp.ack(req.ref)
 
 
 _NOTHING = object()
+
+
+def _jpeg(rgb: object, quality: int) -> bytes:
+    import numpy as np
+
+    return encode(np.asarray(rgb), "jpeg", quality=quality)

@@ -18,9 +18,10 @@ from engine.audio.live import Heard
 from engine.config import Config, GenerationConfig, StabilityConfig
 from engine.contract import ShaderInfo, ShaderProblem, ShowSnapshot
 from engine.control.midi_input import MidiState
+from engine.gen.images import image_url
+from engine.ledger import GalleryItem
 from engine.net.audience import Audience, Prompt
 from engine.net.vj_protocol import SETTINGS
-from engine.store import ImageRecord
 
 QUEUE_LIMIT = 200  # prompts listed per section; the page shows the totals beside them
 GALLERY_LIMIT = 300
@@ -82,14 +83,10 @@ def queue_state(audience: Audience, now: float) -> dict[str, Any]:
     }
 
 
-def gallery_state(images: Sequence[ImageRecord], texts: Mapping[str, str], url_prefix: str = "/vj/images/"
-                  ) -> dict[str, Any]:
+def gallery_state(items: Sequence[GalleryItem], url_prefix: str = "/vj/images/") -> dict[str, Any]:
     """Newest first; an image whose file the disk refused is still listed (its bytes are in memory)."""
-    out = []
-    for rec in reversed(images[-GALLERY_LIMIT:]):
-        ext = rec.path.rsplit(".", 1)[-1] if rec.path and "." in rec.path else "png"
-        out.append({"id": rec.id, "prompt_id": rec.prompt_id, "text": texts.get(rec.prompt_id, ""),
-                    "url": f"{url_prefix}{rec.id}.{ext}", "shown": rec.shown_at is not None})
+    out = [{"id": i.id, "prompt_id": i.prompt_id, "text": i.text, "url": image_url(i.id, i.ext, url_prefix),
+            "shown": True} for i in reversed(items[-GALLERY_LIMIT:])]
     return {"images": out}
 
 

@@ -1,0 +1,191 @@
+"""Building the backstage from the config: every part made once, wired to the others, in one place.
+
+The order is the dependency order: audience → scribe → ledger (resumed from the journal) →
+generators → servers → pipeline → control surfaces. A part that cannot start raises
+``BackstageError`` with the one line the VJ needs, and ``Backstage.start()`` re-raises it on the
+caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.audio.live import LiveAudio
+from engine.config import Config
+from engine.contract import Inbox, StateBoard
+from engine.control.midi_input import MidiInput
+from engine.control.osc_server import OscControl
+from engine.errors import BackstageError
+from engine.gen.backends import make_generators
+from engine.gen.base import Generator
+from engine.gen.images import content_type, sniff
+from engine.gen.pipeline import Pipeline
+from engine.ledger import GalleryItem, Ledger, Resumed, Step, StoredImage
+from engine.net.audience import Audience, Outbox
+from engine.net.moderation import Moderator
+from engine.net.server import AudienceServer
+from engine.net.vj_auth import TokenGate
+from engine.net.vj_hub import VjHub
+from engine.net.vj_server import VjRoutes
+from engine.store import Journal
+
+from .control import BackstageControls
+from .scribe import Scribe
+
+log = logging.getLogger(__name__)
+
+RESUME_LIMIT = 5000  # prompts of this show read back after a restart
+
+
+@dataclass
+class Parts:
+    """Everything the backstage runs; made by ``assemble``, stopped in reverse by ``Backstage``."""
+
+    ledger: Ledger
+    scribe: Scribe
+    generators: tuple[Generator, Generator]
+    controls: BackstageControls
+    server: AudienceServer | None = None
+    pipeline: Pipeline | None = None
+    vj: VjRoutes | None = None
+    hub: VjHub | None = None
+    midi: MidiInput | None = None
+    osc: OscControl | None = None
+    port: int | None = None
+    vj_url: str = ""
+
+
+async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor, journal: Journal | None,
+                   join_url: str, vj_token: str, serve: bool, live: LiveAudio | None) -> Parts:
+    moderator = Moderator.from_files(user_file=Path(cfg.audience.blocklist_file)
+                                     if cfg.audience.blocklist_file else None)
+    audience = Audience(cfg.audience, moderator)
+    parts: Parts | None = None
+
+    def deliver(out: Outbox) -> None:  # statuses reach phones through the server, once it runs
+        if parts is not None and parts.server is not None:
+            parts.server.deliver(out)
+
+    def apply(step: Step) -> None:
+        assert parts is not None
+        parts.scribe.apply(step)
+        if step.wake and parts.pipeline is not None:
+            parts.pipeline.wake()
+        if step.feed is not None and parts.server is not None:
+            parts.server.broadcast_feed(step.feed)
+
+    def report(message: str) -> None:
+        if parts is not None:
+            parts.controls.report(message)
+        else:
+            log.warning("%s", message)
+
+    scribe = Scribe(journal, deliver, report, pool)
+    ledger = Ledger(audience, scribe, apply)
+    generators = make_generators(cfg, pool)
+    log.info("generator: %s (fallback %s)", generators[0].name, generators[1].name)
+    output_dir = str(journal.folder) if journal is not None else cfg.store.output_dir
+    controls = BackstageControls(cfg, ledger, generators, inbox, board, pool, output_dir)
+    parts = Parts(ledger, scribe, generators, controls)
+    if journal is not None:
+        prompts, gallery = await asyncio.get_running_loop().run_in_executor(pool, read_back, journal)
+        ledger.resume(prompts, gallery)
+    if not serve:
+        return parts
+    await _serve(parts, cfg, inbox, board, pool, join_url, vj_token, live)
+    return parts
+
+
+async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor, join_url: str,
+                 vj_token: str, live: LiveAudio | None) -> None:
+    """The servers, the pipeline and the control surfaces: what only a serving backstage has."""
+    try:
+        gate = TokenGate(vj_token)
+    except ValueError as err:
+        raise BackstageError(str(err)) from err
+    if cfg.vj.host and not cfg.vj.port:
+        raise BackstageError("[vj] host needs [vj] port too (or leave both empty to share the audience server)")
+    ledger, controls = parts.ledger, parts.controls
+    parts.hub = VjHub(controls, board, inbox.commands, pool, join_url, live)
+    parts.vj = VjRoutes(cfg.vj, gate, parts.hub.handle, _image_lookup(ledger))
+    own_port = cfg.vj.port != 0
+    parts.server = AudienceServer(cfg.server, cfg.audience, ledger, images=_image_lookup(ledger),
+                                  vj=None if own_port else parts.vj)
+    primary, fallback = parts.generators
+    parts.pipeline = Pipeline(cfg, ledger, primary, fallback, inbox, board, pool, report=controls.report)
+    controls.on_settings = lambda new: setattr(parts.pipeline, "cfg", new)
+    try:
+        await parts.server.start()
+    except OSError as err:
+        raise BackstageError(
+            f"cannot listen on {cfg.server.host}:{cfg.server.port} ({err.strerror or err}); "
+            "is another engine running? pick another with --port") from err
+    parts.port = parts.server.port
+    log.info("audience server on %s:%d", cfg.server.host, parts.port)
+    if own_port:
+        host = cfg.vj.host or cfg.server.host
+        try:
+            await parts.vj.start(host, cfg.vj.port)
+        except OSError as err:
+            raise BackstageError(f"control page: cannot listen on {host}:{cfg.vj.port} "
+                                 f"({err.strerror or err}); set [vj] port to another one") from err
+    parts.vj_url = vj_url(cfg, join_url, parts.port, parts.vj.port)
+    log.warning("VJ control page: %s?token=%s", parts.vj_url, vj_token)
+    if cfg.midi.input != "none":
+        parts.midi = controls.midi = MidiInput(cfg.midi, inbox.commands)
+        parts.midi.start()
+        log.info("%s", parts.midi.snapshot().status)
+    if cfg.osc.enabled:
+        try:
+            parts.osc = OscControl(cfg.osc, inbox.commands, board, live)
+            await parts.osc.start()
+        except (OSError, ValueError) as err:
+            raise BackstageError(f"OSC: cannot listen on {cfg.osc.host}:{cfg.osc.port} ({err})") from err
+
+
+def _image_lookup(ledger: Ledger) -> Callable[[str], Awaitable[tuple[bytes, str] | None]]:
+    """The servers' image route: bytes and type by id, read off the loop."""
+
+    async def lookup(image_id: str) -> tuple[bytes, str] | None:
+        data = await ledger.image_bytes(image_id)
+        return None if data is None else (data, content_type(sniff(data) or "png"))
+
+    return lookup
+
+
+def read_back(journal: Journal) -> tuple[list[Resumed], list[GalleryItem]]:
+    """In the pool, at start-up: this show's prompts (oldest first) and gallery, for the ledger to resume."""
+    prompts: list[Resumed] = []
+    texts: dict[str, str] = {}
+    for rec in reversed(journal.prompts(limit=RESUME_LIMIT)):
+        images = tuple(StoredImage(i.id, _ext(i.path)) for i in journal.images(rec.id) if i.path)
+        prompts.append(Resumed(rec.id, rec.client_id, rec.text, rec.state, rec.reason, rec.approved, images))
+        texts[rec.id] = rec.text
+    gallery = []
+    for image in journal.gallery():
+        text = texts.get(image.prompt_id)
+        if text is None:
+            found = journal.prompt(image.prompt_id)
+            text = found.text if found is not None else ""
+        gallery.append(GalleryItem(image.id, image.prompt_id, text, _ext(image.path)))
+    return prompts, gallery
+
+
+def _ext(path: str | None) -> str:
+    return path.rsplit(".", 1)[-1] if path and "." in path else "png"
+
+
+def vj_url(cfg: Config, join_url: str, port: int | None, vj_port: int | None) -> str:
+    """Where the VJ opens the control page: the join URL's host, or [vj] host and port of its own."""
+    base = urlsplit(join_url or f"http://127.0.0.1:{port}")
+    if vj_port is not None:
+        host = cfg.vj.host if cfg.vj.host not in ("", "0.0.0.0", "::") else base.hostname or "127.0.0.1"
+        return f"http://{host}:{vj_port}/vj"
+    return urlunsplit((base.scheme, base.netloc, "/vj", "", ""))
+

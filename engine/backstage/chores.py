@@ -1,0 +1,108 @@
+"""The backstage's periodic chores, each one task on the loop: garbage, queue positions, HUD, demo images.
+
+They share nothing but what they are handed; each sleeps between rounds and never blocks the loop
+(the HUD's text and the demo's pictures are made in the worker pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from engine.config import Config
+from engine.contract import Inbox, ShowImage, StateBoard
+from engine.errors import EngineError
+from engine.gen.base import GenerationRequest, Generator
+from engine.ledger import Ledger
+from engine.render.overlay import HudLayout, hud_image, hud_lines
+
+log = logging.getLogger(__name__)
+
+HUD_REFRESH_S = 0.25
+POSITION_FLUSH_S = 0.25
+# Garbage collection: with ten thousand phones a full collection walks every connection's objects
+# (0.6-0.8 s on the bench machine), stalling every push and answer. Young collections stay automatic;
+# full ones run here, when the crowd is quiet, every FULL_GC_PERIOD_S (or FULL_GC_MAX_S at the latest).
+GC_THRESHOLDS = (700, 10, 1_000_000_000)  # gen0 and gen1 as CPython's defaults; gen2 never automatic
+FULL_GC_PERIOD_S = 300.0
+FULL_GC_MAX_S = 900.0
+QUIET_S = 3.0  # no prompt for this long: a good moment for a full collection
+DEMO_PROMPTS = (
+    "aurora over a frozen lake", "neon city in the rain", "a forest of glowing mushrooms", "desert dunes at dusk",
+    "a whale swimming through stars", "a crystal cave full of light", "ocean waves in a storm", "a field of sunflowers",
+)
+
+
+def full_gc_due(now: float, last_full: float, last_prompt: float) -> bool:
+    """A full collection is due: the period is over and the crowd is quiet, or the longest wait is over."""
+    since = now - last_full
+    return (since >= FULL_GC_PERIOD_S and now - last_prompt >= QUIET_S) or since >= FULL_GC_MAX_S
+
+
+async def collect_garbage(last_prompt_at: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
+    """Full garbage collections at quiet moments instead of whenever CPython decides (see GC_THRESHOLDS)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    last = clock()
+    while True:
+        await asyncio.sleep(QUIET_S)
+        if full_gc_due(clock(), last, last_prompt_at()):
+            started = time.perf_counter()
+            found = gc.collect()
+            last = clock()
+            log.debug("full garbage collection: %d objects freed in %.0f ms", found,
+                      (time.perf_counter() - started) * 1000)
+
+
+async def flush_positions(ledger: Ledger) -> None:
+    """Queue positions that changed because others joined the line, a few times a second."""
+    while True:
+        await asyncio.sleep(POSITION_FLUSH_S)
+        ledger.flush_positions()
+
+
+async def paint_hud(board: StateBoard, inbox: Inbox, pool: Executor, join_url: str,
+                    extra_lines: Callable[[], list[str]]) -> None:
+    """Paint the HUD from the show's snapshot a few times a second, while it is shown."""
+    loop = asyncio.get_running_loop()
+    layout = HudLayout()
+    while True:
+        snap = board.read()
+        if snap.hud:
+            lines = hud_lines(snap, join_url)
+            lines[2:2] = extra_lines()
+            pixels = await loop.run_in_executor(pool, hud_image, lines, layout)
+            inbox.hud.put(pixels)
+        await asyncio.sleep(HUD_REFRESH_S)
+
+
+async def demo_images(cfg: Config, offline: Generator, wanted: asyncio.Event, ledger: Ledger, board: StateBoard,
+                      inbox: Inbox, report: Callable[[str], None]) -> None:
+    """When the crowd is quiet: an offline image every ``demo.interval`` s, or at once on Space."""
+    interval = cfg.demo.interval
+    numbers = itertools.count(1)
+    while True:
+        try:
+            await asyncio.wait_for(wanted.wait(), timeout=interval if interval > 0 else None)
+            requested = True
+        except TimeoutError:
+            requested = False
+        wanted.clear()
+        busy = ledger.audience.queued_count > 0
+        if not requested and (busy or board.read().queue_len > 0):
+            continue
+        n = next(numbers)
+        text = DEMO_PROMPTS[n % len(DEMO_PROMPTS)]
+        g = cfg.generation
+        try:
+            images = await offline.generate(GenerationRequest(f"demo-{n}", text, width=g.width, height=g.height))
+        except EngineError as err:
+            report(f"demo image: {err}")
+            continue
+        for i, image in enumerate(images):
+            if image.pixels is not None:
+                inbox.images.put(ShowImage(f"demo-{n}-{i}", image.pixels, caption=text))

@@ -1,0 +1,113 @@
+"""The ledger's hands on the disk: journal writes on threads of their own, never on the event loop.
+
+Two lanes, each one thread, so each keeps its order:
+- rows: every ``Step``'s writes (SQLite, milliseconds), then its statuses go back to the loop to be
+  delivered. A phone hears "queued" only once its prompt is committed, and statuses reach phones in
+  the order the ledger made them: a step with nothing to write still waits behind earlier ones.
+- files: image files (encoded, written, fsynced twice; seconds on a slow venue disk), then their rows.
+  Slow here never holds up the rows lane, and so never holds up a phone's answer.
+
+Reads of image bytes (the phone page, the gallery, image-to-image) run in the worker pool.
+
+Threads: ``apply``, ``add_image`` and ``image_bytes`` are called on the loop only; ``_pending`` is
+the loop's alone (raised when a step is queued, lowered when its statuses are delivered, both on the
+loop). The lanes touch only the journal, which has its own lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from engine.errors import EngineError
+from engine.gen.base import GeneratedImage
+from engine.ledger import MarkShown, RecordPrompt, SetApproval, SetState, Step, StoredImage, Write
+from engine.net.audience import Outbox
+from engine.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+class Scribe:
+    def __init__(self, journal: Journal | None, deliver: Callable[[Outbox], None], report: Callable[[str], None],
+                 pool: Executor) -> None:
+        self.journal = journal
+        self.deliver = deliver
+        self.report = report
+        self.pool = pool
+        self._rows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-rows")
+        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-files")
+        self._pending = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._numbers: dict[str, int] = {}  # images per prompt while there is no journal
+
+    # --- the ledger's sink ------------------------------------------------------------------------
+    def apply(self, step: Step) -> None:
+        """Commit the step's writes off the loop, then deliver its statuses on the loop."""
+        outbox = list(step.outbox)
+        if self.journal is None or (not step.writes and self._pending == 0):
+            if outbox:
+                self.deliver(outbox)
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        self._pending += 1
+        done = self._rows.submit(self._write, step.writes)
+        done.add_done_callback(lambda _f: _call_soon(loop, self._delivered, outbox))
+
+    def _delivered(self, outbox: Outbox) -> None:
+        self._pending -= 1
+        if outbox:
+            self.deliver(outbox)
+
+    def _write(self, writes: tuple[Write, ...]) -> None:
+        """On the rows lane: one write after another; a refusal is reported, the rest still go."""
+        journal = self.journal
+        assert journal is not None
+        for w in writes:
+            try:
+                if isinstance(w, RecordPrompt):
+                    journal.record_prompt(w.prompt_id, w.client_id, w.text, w.settings)
+                elif isinstance(w, SetState):
+                    journal.set_state(w.prompt_id, w.state, w.reason)
+                elif isinstance(w, SetApproval):
+                    journal.set_approval(w.prompt_id, w.approved, w.reason)
+                elif isinstance(w, MarkShown):
+                    journal.mark_shown(w.image_id)
+            except EngineError as err:
+                self.report(f"journal: {err}")
+            except Exception as err:  # one bad write never stops the lane
+                log.exception("journal write %s failed", type(w).__name__)
+                self.report(f"journal: {type(err).__name__}: {err}")
+
+    # --- the ledger's keeper ------------------------------------------------------------------------
+    async def add_image(self, prompt_id: str, image: GeneratedImage, metadata: Mapping[str, object]
+                        ) -> StoredImage:
+        """The image file and its row, on the files lane; raises the journal's error (StoreError)."""
+        journal = self.journal
+        if journal is None:
+            n = self._numbers[prompt_id] = self._numbers.get(prompt_id, 0) + 1
+            return StoredImage(f"{prompt_id}-{n}", "png")
+        loop = asyncio.get_running_loop()
+        record = await loop.run_in_executor(self._files, journal.add_image, prompt_id, image, metadata)
+        ext = record.path.rsplit(".", 1)[-1] if record.path and "." in record.path else "png"  # as it was served
+        return StoredImage(record.id, ext)
+
+    async def image_bytes(self, image_id: str) -> bytes | None:
+        if self.journal is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.journal.image_bytes, image_id)
+
+    # --- life cycle ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Finish every queued write (from any thread but the lanes'), so the journal can close after."""
+        for lane in (self._files, self._rows):
+            lane.shutdown(wait=True, cancel_futures=False)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[Outbox], None], outbox: Outbox) -> None:
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the show is ending
+            loop.call_soon_threadsafe(fn, outbox)
