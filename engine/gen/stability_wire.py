@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.config import GenerationConfig, StabilityConfig
 from engine.gen.base import ASPECT_RATIOS, FailureKind, GenerationError, GenerationRequest
+from engine.gen.images import content_type, sniff
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,9 @@ def nearest_aspect_ratio(width: int, height: int) -> str:
 
 
 def sniff_mime(data: bytes) -> str | None:
-    """The image type from its magic bytes; None when it is no PNG, JPEG or WebP."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """The image type from its magic bytes; None when it is no PNG, JPEG or WebP (what the API takes)."""
+    ext = sniff(data)
+    return content_type(ext) if ext in ("png", "jpg", "webp") else None
 
 
 def fit_sdxl_init_image(data: bytes) -> bytes:

@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
@@ -248,7 +249,5 @@ class VjHub:
 _NOTHING = object()
 
 
-def _jpeg(rgb: object, quality: int) -> bytes:
-    import numpy as np
-
-    return encode(np.asarray(rgb), "jpeg", quality=quality)
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    return encode(rgb, "jpeg", quality=quality)
