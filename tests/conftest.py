@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import moderngl
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from engine.config import Config
 from engine.errors import RenderError
 from engine.render.gl import standalone_context
+from engine.store import Journal
 from tests.fakes import make_config
 
 
@@ -34,3 +36,11 @@ def ctx(gl_ctx: moderngl.Context) -> moderngl.Context:
 @pytest.fixture
 def cfg() -> Config:
     return make_config()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A fresh show journal in a temporary folder, closed after the test."""
+    j = Journal.open(tmp_path)
+    yield j
+    j.close()

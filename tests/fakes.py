@@ -1,15 +1,21 @@
-"""Helpers shared by the tests: images, configs, pixel reading, assertions named for the domain."""
+"""Helpers shared by the tests: images, configs, clocks, waiting, phones, pixel reading, domain assertions."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import queue
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import moderngl
 import numpy as np
+import pytest
+from PIL import Image
+from websockets.asyncio.client import connect
 
 from engine.config import Config, with_overrides
 from engine.contract import ShowImage
@@ -116,3 +122,41 @@ class MemoryKeeper:
 def direct_ledger(audience: Audience, deliver: Callable[[Outbox], None]) -> Ledger:
     """A ledger whose statuses go out at once (no journal to wait for): a server or a page alone."""
     return Ledger(audience, MemoryKeeper(), lambda step: deliver(list(step.outbox)))
+
+
+class FakeClock:
+    """A clock the test moves by hand (``now``); with ``tick`` it also advances that much per reading."""
+
+    def __init__(self, start: float = 0.0, tick: float = 0.0) -> None:
+        self.now = start
+        self.tick = tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "timed out", step: float = 0.01) -> None:
+    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(what if what == "timed out" else f"{what}: not within {timeout:g} s")
+        time.sleep(step)
+
+
+def encoded_image(color: tuple[int, int, int] = (255, 0, 0), size: int | tuple[int, int] = 64,
+                  fmt: str = "PNG") -> bytes:
+    """A solid-colour image file (PNG unless ``fmt`` says otherwise), as a backend would answer it."""
+    w, h = (size, size) if isinstance(size, int) else size
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), color).save(buf, fmt)
+    return buf.getvalue()
+
+
+async def phone_prompt(port: int, text: str, client: str = "phone-abcdef01") -> dict[str, Any]:
+    """A phone joins the show on ``port``, sends one prompt and returns the first status it hears."""
+    async with connect(f"ws://127.0.0.1:{port}/ws?client={client}") as ws:
+        await ws.recv()  # welcome
+        await ws.send(json.dumps({"type": "prompt", "text": text}))
+        return json.loads(await ws.recv())  # type: ignore[no-any-return]

@@ -9,14 +9,7 @@ import pytest
 from engine.config import AudienceConfig
 from engine.net.audience import DUPLICATE, QUEUE_FULL, TOO_MANY, Audience, Outbox
 from engine.net.protocol import PromptStatus, State
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 @dataclass(frozen=True)
@@ -30,7 +23,7 @@ class WordFilter:
         return V("badword" not in text)
 
 
-def audience(clock: Clock, **cfg: object) -> Audience:
+def audience(clock: FakeClock, **cfg: object) -> Audience:
     return Audience(AudienceConfig(**cfg), WordFilter(), clock)  # type: ignore[arg-type]
 
 
@@ -41,14 +34,14 @@ def last_state(out: Outbox, client: str = "a") -> PromptStatus:
 
 def test_accepted_prompt_is_queued_with_position() -> None:
     """A fine prompt is queued at position 1 and keeps its ref."""
-    a = audience(Clock())
+    a = audience(FakeClock(100.0))
     s = last_state(a.submit("a", "1.1.1.1", "a neon whale", ref="r1"))
     assert (s.state, s.position, s.ref) == (State.QUEUED, 1, "r1")
 
 
 def test_burst_then_cooldown() -> None:
     """Two prompts at once are fine, a third waits for the cooldown and says how long."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     a = audience(clock, cooldown=15.0, burst=2)
     assert last_state(a.submit("a", "ip", "one")).state is State.QUEUED
     assert last_state(a.submit("a", "ip", "two different")).state is State.QUEUED
@@ -60,7 +53,7 @@ def test_burst_then_cooldown() -> None:
 
 def test_many_ids_from_one_address_are_limited_too() -> None:
     """A prankster rotating client ids on one address hits the per-address bucket."""
-    a = audience(Clock(), burst=1)
+    a = audience(FakeClock(100.0), burst=1)
     states = [last_state(a.submit(f"id{i}", "6.6.6.6", f"prompt number {i} xyz"), f"id{i}").state
               for i in range(6)]
     assert states.count(State.QUEUED) == 4 and states[-1] is State.REJECTED
@@ -69,7 +62,7 @@ def test_many_ids_from_one_address_are_limited_too() -> None:
 @pytest.mark.parametrize("again", ["A Neon Whale!", "a  neon whale", "a neón whale", "a neon whales"])
 def test_duplicates_and_near_duplicates_are_refused(again: str) -> None:
     """Case, accents, punctuation or one letter do not make a prompt new."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     a = audience(clock, cooldown=0.0)
     a.submit("a", "ip", "a neon whale")
     s = last_state(a.submit("a", "ip", again))
@@ -78,14 +71,14 @@ def test_duplicates_and_near_duplicates_are_refused(again: str) -> None:
 
 def test_same_prompt_from_another_phone_is_fine() -> None:
     """Duplicates are per phone: two people may want the same thing."""
-    a = audience(Clock())
+    a = audience(FakeClock(100.0))
     a.submit("a", "ip1", "a neon whale")
     assert last_state(a.submit("b", "ip2", "a neon whale"), "b").state is State.QUEUED
 
 
 def test_blocklisted_prompt_is_rejected_politely() -> None:
     """The moderator's verdict becomes the reason; nothing is queued."""
-    a = audience(Clock())
+    a = audience(FakeClock(100.0))
     s = last_state(a.submit("a", "ip", "a badword here"))
     assert s.state is State.REJECTED and "isn't allowed" in s.reason
     assert a.queued_count == 0
@@ -93,7 +86,7 @@ def test_blocklisted_prompt_is_rejected_politely() -> None:
 
 def test_queue_full() -> None:
     """Past max_queue the answer is the documented 'queue is full' with a retry hint."""
-    a = audience(Clock(), max_queue=2)
+    a = audience(FakeClock(100.0), max_queue=2)
     a.submit("a", "1", "x one")
     a.submit("b", "2", "x two")
     s = last_state(a.submit("c", "3", "x three"), "c")
@@ -102,7 +95,7 @@ def test_queue_full() -> None:
 
 def test_pending_per_client_cap() -> None:
     """One phone cannot keep more than max_pending_per_client prompts waiting."""
-    a = audience(Clock(), cooldown=0.0, max_pending_per_client=2)
+    a = audience(FakeClock(100.0), cooldown=0.0, max_pending_per_client=2)
     a.submit("a", "ip", "first idea")
     a.submit("a", "ip", "second thing")
     assert last_state(a.submit("a", "ip", "third wish")).reason == TOO_MANY
@@ -110,7 +103,7 @@ def test_pending_per_client_cap() -> None:
 
 def test_round_robin_serves_phones_in_turn() -> None:
     """Three prompts from a, one from b and c: the order is a, b, c, a, a."""
-    a = audience(Clock(), cooldown=0.0, burst=5, max_pending_per_client=5)
+    a = audience(FakeClock(100.0), cooldown=0.0, burst=5, max_pending_per_client=5)
     for t in ("a1 cat", "a2 dog", "a3 bird"):
         a.submit("a", "ipa", t)
     a.submit("b", "ipb", "b1 fish")
@@ -123,7 +116,7 @@ def test_round_robin_serves_phones_in_turn() -> None:
 
 def test_positions_move_up_and_are_pushed() -> None:
     """Taking the next prompt tells the others their new position."""
-    a = audience(Clock(), cooldown=0.0)
+    a = audience(FakeClock(100.0), cooldown=0.0)
     a.submit("a", "1", "first")
     a.submit("b", "2", "second")
     prompt, out = a.next_prompt()
@@ -133,7 +126,7 @@ def test_positions_move_up_and_are_pushed() -> None:
 
 def test_approve_mode_holds_prompts_until_the_vj_says_yes() -> None:
     """In approve mode prompts wait without a position and are not served until approved."""
-    a = audience(Clock(), moderation="approve")
+    a = audience(FakeClock(100.0), moderation="approve")
     s = last_state(a.submit("a", "1", "a castle"))
     assert s.state is State.QUEUED and s.position is None
     assert a.next_prompt()[0] is None
@@ -144,7 +137,7 @@ def test_approve_mode_holds_prompts_until_the_vj_says_yes() -> None:
 
 def test_vj_reject_and_remove() -> None:
     """A rejected prompt leaves the line with the VJ's reason."""
-    a = audience(Clock(), moderation="approve")
+    a = audience(FakeClock(100.0), moderation="approve")
     s = last_state(a.submit("a", "1", "a castle"))
     out = a.reject(s.id, "Not tonight")
     assert (last_state(out).state, last_state(out).reason) == (State.REJECTED, "Not tonight")
@@ -153,7 +146,7 @@ def test_vj_reject_and_remove() -> None:
 
 def test_ban_rejects_waiting_prompts_and_future_ones() -> None:
     """A banned phone loses its waiting prompts and can send no more."""
-    a = audience(Clock(), cooldown=0.0)
+    a = audience(FakeClock(100.0), cooldown=0.0)
     a.submit("a", "1", "one thing")
     a.ban("a")
     assert a.queued_count == 0
@@ -162,7 +155,7 @@ def test_ban_rejects_waiting_prompts_and_future_ones() -> None:
 
 def test_statuses_for_a_client_rebuild_the_page() -> None:
     """After a reload the phone gets each of its prompts' latest status."""
-    a = audience(Clock(), cooldown=0.0)
+    a = audience(FakeClock(100.0), cooldown=0.0)
     first = last_state(a.submit("a", "1", "one thing"))
     a.set_state(first.id, State.DONE, image_url="/images/x.png")
     a.submit("a", "1", "another thing")
@@ -176,7 +169,7 @@ def test_new_prompt_position_matches_the_full_round_robin_order() -> None:
     import random
 
     rng = random.Random(3)
-    a = audience(Clock(), cooldown=0.0, burst=50, max_pending_per_client=50, max_queue=1000, similarity=1.0)
+    a = audience(FakeClock(100.0), cooldown=0.0, burst=50, max_pending_per_client=50, max_queue=1000, similarity=1.0)
     for i in range(150):
         client = f"c{rng.randrange(12)}"
         out = a.submit(client, client, f"prompt {i} {rng.random()}")
@@ -188,7 +181,7 @@ def test_new_prompt_position_matches_the_full_round_robin_order() -> None:
 
 def test_others_hear_their_new_position_at_the_next_flush() -> None:
     """A newcomer can go ahead of a phone's second prompt; that phone is told at the flush."""
-    a = audience(Clock(), cooldown=0.0)
+    a = audience(FakeClock(100.0), cooldown=0.0)
     a.submit("a", "1", "first")
     second = last_state(a.submit("a", "1", "second one"))
     assert second.position == 2
@@ -198,7 +191,7 @@ def test_others_hear_their_new_position_at_the_next_flush() -> None:
     assert a.flush_positions() == []
 
 
-def _fill(a: Audience, clock: Clock) -> dict[str, str]:
+def _fill(a: Audience, clock: FakeClock) -> dict[str, str]:
     """Three phones, two prompts each: fair order a1 b1 c1 a2 b2 c2."""
     ids: dict[str, str] = {}
     words = iter(["a red fox", "blue whale song", "tiny green robot", "ancient stone city", "glass jellyfish",
@@ -214,7 +207,7 @@ def _fill(a: Audience, clock: Clock) -> dict[str, str]:
 
 def test_vj_moves_a_prompt_and_the_phones_that_moved_hear_it() -> None:
     """Moving c2 to the front pins it first; the rest keep the fair order and everyone behind is told."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     a = audience(clock, burst=5, cooldown=1.0)
     ids = _fill(a, clock)
     names = {v: k for k, v in ids.items()}
@@ -231,7 +224,7 @@ def test_vj_moves_a_prompt_and_the_phones_that_moved_hear_it() -> None:
 
 
 def test_vj_prompt_skips_the_line_without_limits_or_moderation() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     a = audience(clock, burst=5, cooldown=1.0, moderation="approve")
     ids = _fill(a, clock)
     a.approve(ids["a1"])
@@ -248,7 +241,7 @@ def test_vj_prompt_skips_the_line_without_limits_or_moderation() -> None:
 
 
 def test_queued_count_follows_every_way_in_and_out() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     a = audience(clock, burst=5, cooldown=1.0)
     ids = _fill(a, clock)
     a.submit_vj("the VJ's own")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.audio.input import AudioThread, AudioUnavailable, DeviceInfo, find_device, list_devices
+from tests.fakes import wait_for
 
 
 class FakeCard:
@@ -59,30 +60,23 @@ class Sink:
         return any(v > 0.2 for v in self.blocks[n:])
 
 
-def wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_device_vanishes_and_returns() -> None:
     """Unplugged mid-run: no audio (silence keeps flowing); plugged back: sound again."""
     card, sink = FakeCard(), Sink()
     audio = AudioThread(sink, device="Mixer", layer=card, retry_s=0.1, stall_s=0.1, blocksize=64)
     audio.start()
     try:
-        wait(lambda: audio.status.ok and sink.loud_since(0))
+        wait_for(lambda: audio.status.ok and sink.loud_since(0))
         card.present = False
-        wait(lambda: not audio.status.ok)
+        wait_for(lambda: not audio.status.ok)
         assert "went away" in audio.status.detail or "no audio" in audio.status.detail
         mark = len(sink.blocks)
-        wait(lambda: len(sink.blocks) > mark + 5)  # silence keeps the beat clock going
+        wait_for(lambda: len(sink.blocks) > mark + 5)  # silence keeps the beat clock going
         assert not sink.loud_since(mark + 3)
         card.present = True
-        wait(lambda: audio.status.ok)
+        wait_for(lambda: audio.status.ok)
         mark = len(sink.blocks)
-        wait(lambda: sink.loud_since(mark))
+        wait_for(lambda: sink.loud_since(mark))
         assert card.opened == 2
     finally:
         audio.stop()
@@ -95,7 +89,7 @@ def test_missing_device_warns_once_and_keeps_trying(caplog: pytest.LogCaptureFix
     audio = AudioThread(sink, device="Mixer", layer=card, retry_s=0.05, blocksize=64)
     audio.start()
     try:
-        wait(lambda: len(sink.blocks) > 20)
+        wait_for(lambda: len(sink.blocks) > 20)
     finally:
         audio.stop()
     assert caplog.text.count("the show runs on") == 1
@@ -112,7 +106,7 @@ def test_no_portaudio_is_not_fatal() -> None:
     audio = AudioThread(sink, device="default", layer=NoPortAudio(), retry_s=0.05, blocksize=64)
     audio.start()
     try:
-        wait(lambda: len(sink.blocks) > 5)
+        wait_for(lambda: len(sink.blocks) > 5)
         assert "no PortAudio" in audio.status.detail
     finally:
         audio.stop()
@@ -145,7 +139,7 @@ def test_file_plays_as_input(tmp_path: Path) -> None:
     audio = AudioThread(consume, file=str(path), blocksize=480)
     audio.start()
     try:
-        wait(lambda: len(sink.blocks) > 3)
+        wait_for(lambda: len(sink.blocks) > 3)
     finally:
         audio.stop()
     assert rates[0] == 48000 and max(sink.blocks) > 0.4 and audio.status.source == "file"
@@ -159,7 +153,7 @@ def test_unreadable_file_is_no_audio_not_a_crash(tmp_path: Path) -> None:
     audio = AudioThread(sink, file=str(bad), blocksize=64)
     audio.start()
     try:
-        wait(lambda: len(sink.blocks) > 3)
+        wait_for(lambda: len(sink.blocks) > 3)
     finally:
         audio.stop()
     assert not audio.status.ok and "cannot read bad.flac" in audio.status.detail

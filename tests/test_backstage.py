@@ -7,7 +7,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from engine.backstage import Backstage, BackstageError
 from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.store import Journal, PromptState
 from tests.engine_process import free_port
-from tests.fakes import make_config
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal.open(tmp_path)
-    yield j
-    j.close()
+from tests.fakes import make_config, phone_prompt, wait_for
 
 
 def backstage(journal: Journal | None, overrides: dict[str, Any] | None = None,
@@ -33,20 +25,6 @@ def backstage(journal: Journal | None, overrides: dict[str, Any] | None = None,
     cfg = make_config({"server.host": "127.0.0.1", "server.port": free_port(), "generation.backend": "procedural",
                        "generation.width": 128, "generation.height": 128, **(overrides or {})})
     return Backstage(cfg, Inbox(), board or StateBoard(), "http://127.0.0.1", journal=journal)
-
-
-def wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-async def send(port: int, text: str, client: str = "phone-abcdef01") -> dict[str, Any]:
-    async with connect(f"ws://127.0.0.1:{port}/ws?client={client}") as ws:
-        await ws.recv()
-        await ws.send(json.dumps({"type": "prompt", "text": text}))
-        return json.loads(await ws.recv())  # type: ignore[no-any-return]
 
 
 def test_request_image_delivers_a_demo_picture_promptly(journal: Journal) -> None:
@@ -66,7 +44,7 @@ def test_a_prompt_is_journaled_and_reaches_the_show(journal: Journal) -> None:
     b = backstage(journal)
     b.start()
     try:
-        reply = asyncio.run(send(b.port or 0, "a paper boat"))
+        reply = asyncio.run(phone_prompt(b.port or 0, "a paper boat"))
         assert reply["state"] == "queued"
         assert journal.prompt(reply["id"]) is not None
         image = b.inbox.images.get(timeout=10)
@@ -80,15 +58,15 @@ def test_approve_mode_waits_for_the_vj(journal: Journal) -> None:
     b = backstage(journal, {"audience.moderation": "approve"})
     b.start()
     try:
-        first = asyncio.run(send(b.port or 0, "a castle", "phone-aaaaaaa1"))
-        second = asyncio.run(send(b.port or 0, "a dragon", "phone-bbbbbbb2"))
+        first = asyncio.run(phone_prompt(b.port or 0, "a castle", "phone-aaaaaaa1"))
+        second = asyncio.run(phone_prompt(b.port or 0, "a dragon", "phone-bbbbbbb2"))
         assert first["position"] is None
         with pytest.raises(queue.Empty):
             b.inbox.images.get(timeout=0.5)
         b.approve(first["id"])
         assert b.inbox.images.get(timeout=10).caption == "a castle"
         b.reject(second["id"], "Not tonight")
-        wait(lambda: journal.prompt(second["id"]).state is PromptState.REJECTED)  # type: ignore[union-attr]
+        wait_for(lambda: journal.prompt(second["id"]).state is PromptState.REJECTED)  # type: ignore[union-attr]
         assert journal.prompt(first["id"]).approved is True  # type: ignore[union-attr]
     finally:
         b.stop()

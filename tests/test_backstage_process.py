@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import subprocess
@@ -17,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import connect
 
 from engine.audio.input import AudioStatus
 from engine.audio.live import Heard
@@ -27,7 +25,7 @@ from engine.backstage.process import BackstageProcess, MirrorBoard, _ProxyQueue,
 from engine.commands import Action
 from engine.contract import Inbox, ShowSnapshot, StateBoard
 from tests.engine_process import ROOT, free_port
-from tests.fakes import make_config
+from tests.fakes import make_config, phone_prompt
 from tests.gl_probe import gl_modules
 from tests.test_vj_server import TOKEN, page
 
@@ -67,16 +65,9 @@ def bp(tmp_path: Path) -> Iterator[BackstageProcess]:
     b.stop()
 
 
-async def phone_prompt(port: int, text: str) -> dict[str, Any]:
-    async with connect(f"ws://127.0.0.1:{port}/ws?client=phone-proc0001") as ws:
-        await ws.recv()
-        await ws.send(json.dumps({"type": "prompt", "text": text}))
-        return json.loads(await ws.recv())  # type: ignore[no-any-return]
-
-
 def test_a_phone_prompt_becomes_an_image_in_the_show_process(bp: BackstageProcess, tmp_path: Path) -> None:
     assert bp.port is not None and bp._proc.pid != os.getpid()
-    reply = asyncio.run(phone_prompt(bp.port, "a paper lantern"))
+    reply = asyncio.run(phone_prompt(bp.port, "a paper lantern", "phone-proc0001"))
     assert reply["state"] == "queued"
     image = bp.inbox.images.get(timeout=20)
     assert image.caption == "a paper lantern" and image.pixels.dtype == np.uint8
@@ -113,7 +104,7 @@ def test_the_backstage_process_never_loads_gl(tmp_path: Path) -> None:
     b.start()
     try:
         assert b.port is not None
-        asyncio.run(phone_prompt(b.port, "a quiet harbour"))
+        asyncio.run(phone_prompt(b.port, "a quiet harbour", "phone-proc0001"))
         b.inbox.images.get(timeout=20)  # a prompt went all the way through the pipeline and the journal
         b.inbox.hud.get(timeout=20)
         assert b.ask("gl?", timeout=10) == []
@@ -144,7 +135,7 @@ def test_hud_pictures_and_captures_come_and_go(tmp_path: Path) -> None:
         hud = b.inbox.hud.get(timeout=20)
         assert hud.ndim == 3 and hud.shape[2] == 4
         assert b.port is not None
-        asyncio.run(phone_prompt(b.port, "evolve the picture"))
+        asyncio.run(phone_prompt(b.port, "evolve the picture", "phone-proc0001"))
         image = b.inbox.images.get(timeout=20)
         assert image.caption == "evolve the picture" and answered  # image-to-image got the program frame
     finally:
@@ -257,7 +248,7 @@ def test_a_backstage_that_dies_mid_show_is_restarted(bp: BackstageProcess) -> No
         assert time.monotonic() < deadline, "the backstage was not restarted"
         time.sleep(0.05)
     assert bp._proc is not None and bp._proc.pid != first
-    reply = asyncio.run(phone_prompt(bp.port, "back after the crash"))
+    reply = asyncio.run(phone_prompt(bp.port, "back after the crash", "phone-proc0001"))
     assert reply["state"] == "queued"
     while True:  # the new child hears the show's state again, and its images reach the show
         image = bp.inbox.images.get(timeout=20)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from engine.commands import Action, Command
 from engine.config import MidiConfig
 from engine.control.midi_input import MidiInput, matching_ports
 from engine.control.midi_map import Control, MidiMap, Target
+from tests.fakes import wait_for
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 PORT = "stagecraft-test-ctl"
@@ -113,14 +114,6 @@ def write_map(path: Path, mappings: dict[Control, Target]) -> None:
     m.save(path)
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {WAIT_S} s")
-        time.sleep(0.01)
-
-
 def saved_mappings(path: Path) -> dict[Control, Target]:
     return {Control(**item["control"]): Target(**item["target"]) for item in json.loads(path.read_text())}
 
@@ -181,7 +174,7 @@ def test_learn_binds_saves_and_notifies(rig: Rig) -> None:
     rig.midi.learn(ZOOM)
     assert rig.midi.snapshot().learning == ZOOM
     rig.send("control_change", channel=2, control=30, value=10)
-    wait_until(lambda: bool(rig.changes), "on_change after learning")
+    wait_for(lambda: bool(rig.changes), WAIT_S, "on_change after learning")
     assert saved_mappings(rig.map_path)[Control("cc", 2, 30)] == ZOOM
     assert rig.midi.snapshot().learning is None
     rig.send("control_change", channel=2, control=30, value=127)
@@ -195,7 +188,7 @@ def test_clock_and_sysex_do_not_steal_a_learn(rig: Rig) -> None:
     rig.send("sysex", data=[0x7E, 0x7F, 0x06, 0x01])
     rig.send("pitchwheel", channel=0, pitch=4000)
     rig.send("control_change", channel=0, control=40, value=64)
-    wait_until(lambda: bool(rig.changes), "on_change after learning")
+    wait_for(lambda: bool(rig.changes), WAIT_S, "on_change after learning")
     assert rig.midi.snapshot().mappings[-1] == (Control("cc", 0, 40), ZOOM)
 
 
@@ -259,7 +252,7 @@ def test_a_save_failure_is_a_warning(controller: Any, tmp_path: Path, caplog: py
     try:
         midi.learn(ZOOM)
         controller.send(mido.Message("control_change", channel=0, control=5, value=1))
-        wait_until(lambda: bool(changes), "on_change after learning")
+        wait_for(lambda: bool(changes), WAIT_S, "on_change after learning")
         controller.send(mido.Message("control_change", channel=0, control=5, value=0))
         assert commands.get(timeout=WAIT_S) == param(ZOOM, -1.0)
     finally:

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from engine.gen.mock_stability import MockStabilityServer, Scripted, serve_in_thread
+from tests.fakes import encoded_image
 
 KEY = "sk-mock-test-key-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +45,7 @@ def run(scenario: Scenario, **kw: Any) -> None:
 
 
 def png(width: int, height: int, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 120, 200)).save(buf, fmt)
-    return buf.getvalue()
+    return encoded_image((10, 120, 200), (width, height), fmt)
 
 
 async def v2(client: httpx.AsyncClient, endpoint: str = "core", fields: dict[str, str] | None = None,

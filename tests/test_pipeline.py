@@ -21,12 +21,7 @@ from engine.ledger import Ledger, Step
 from engine.net.audience import Audience, Outbox
 from engine.net.protocol import PromptStatus, State
 from engine.store import Journal, PromptState
-
-
-def png(color: tuple[int, int, int], size: int = 64) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buf, "PNG")
-    return buf.getvalue()
+from tests.fakes import encoded_image
 
 
 class FakeGenerator:
@@ -44,7 +39,7 @@ class FakeGenerator:
 
 
 def ok(color: tuple[int, int, int] = (255, 0, 0)) -> Callable[[GenerationRequest], list[GeneratedImage]]:
-    return lambda req: [GeneratedImage(data=png(color), seed=7 + i) for i in range(req.samples)]
+    return lambda req: [GeneratedImage(data=encoded_image(color), seed=7 + i) for i in range(req.samples)]
 
 
 def fail(kind: FailureKind) -> Callable[[GenerationRequest], list[GeneratedImage]]:
@@ -215,7 +210,7 @@ def test_generation_waits_while_the_show_has_a_backlog(tmp_path: Path) -> None:
 
 def test_images_are_sized_for_the_screen(tmp_path: Path) -> None:
     """A 1024x1024 answer for a 320x180 letterboxed screen is decoded at 180x180."""
-    rig = Rig(tmp_path, FakeGenerator("p", lambda req: [GeneratedImage(data=png((9, 9, 9), 1024))]),
+    rig = Rig(tmp_path, FakeGenerator("p", lambda req: [GeneratedImage(data=encoded_image((9, 9, 9), 1024))]),
               FakeGenerator("f", ok()))
 
     async def script(r: Rig) -> None:
@@ -251,7 +246,7 @@ def test_img2img_previous_sends_the_last_image(tmp_path: Path) -> None:
         r.submit("second")
         await until(lambda: len(primary.calls) == 2)
         assert primary.calls[0].init_image is None
-        assert primary.calls[1].init_image == png((255, 0, 0))
+        assert primary.calls[1].init_image == encoded_image((255, 0, 0))
     rig.run(script)
 
 

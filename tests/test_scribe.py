@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import pytest
 
 from engine.backstage.scribe import Scribe
 from engine.contract import State
@@ -17,13 +14,6 @@ from engine.ledger import RecordPrompt, SetState, Step
 from engine.net.audience import Outbox
 from engine.net.protocol import PromptStatus
 from engine.store import Journal
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal.open(tmp_path)
-    yield j
-    j.close()
 
 
 def status(pid: str, state: State = State.QUEUED) -> tuple[str, PromptStatus]:

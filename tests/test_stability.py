@@ -23,6 +23,7 @@ from engine.config import GenerationConfig, StabilityConfig
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.mock_stability import MockStabilityServer, Scripted
 from engine.gen.stability import BreakerState, Redactor, StabilityGenerator, StabilityStatus
+from tests.fakes import encoded_image
 
 KEY = "sk-live-T3stS3cretKey0123456789"
 T = TypeVar("T")
@@ -90,9 +91,7 @@ def req(prompt: str = "a neon fox on stage", **kw: Any) -> GenerationRequest:
 
 
 def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 90)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, "PNG")
-    return buf.getvalue()
+    return encoded_image(color, (width, height))
 
 
 def size_of(image: GeneratedImage) -> tuple[int, int]:

@@ -25,20 +25,10 @@ from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
 from engine.store import Journal, PromptState, StoreError, files
 from engine.store.rows import Rows
+from tests.fakes import FakeClock
 
 DAY = datetime.date(2025, 6, 21)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+-[0-9]+\.[a-z0-9]+$")
-
-
-class Clock:
-    """A clock that ticks one second per reading, so every timestamp is predictable."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
 
 
 def encoded(fmt: str = "PNG", size: tuple[int, int] = (8, 6)) -> bytes:
@@ -48,7 +38,7 @@ def encoded(fmt: str = "PNG", size: tuple[int, int] = (8, 6)) -> bytes:
 
 
 def open_journal(root: Path, memory_limit: int = store.DEFAULT_MEMORY_LIMIT) -> Journal:
-    return Journal.open(root, DAY, memory_limit=memory_limit, clock=Clock())
+    return Journal.open(root, DAY, memory_limit=memory_limit, clock=FakeClock(1000.0, tick=1.0))
 
 
 def crash_copy(root: Path, dest: Path) -> Path:
@@ -569,7 +559,7 @@ class GatedFsync:
 def test_set_state_does_not_wait_for_an_image_write(root: Path) -> None:
     """While add_image sits in a slow fsync, set_state from another thread returns before the image is done."""
     fsync = GatedFsync()
-    with Journal.open(root, DAY, clock=Clock(), fsync=fsync) as j:
+    with Journal.open(root, DAY, clock=FakeClock(1000.0, tick=1.0), fsync=fsync) as j:
         j.record_prompt("p1", "c1", "x", {})
         fsync.armed = True
         writer = threading.Thread(target=j.add_image, args=("p1", encoded(), {}))
@@ -592,7 +582,7 @@ def test_set_state_does_not_wait_for_an_image_write(root: Path) -> None:
 def test_concurrent_images_of_one_prompt_get_distinct_numbers(root: Path) -> None:
     """A second add_image while the first is still writing its file takes the next number, not the same."""
     fsync = GatedFsync()
-    with Journal.open(root, DAY, clock=Clock(), fsync=fsync) as j:
+    with Journal.open(root, DAY, clock=FakeClock(1000.0, tick=1.0), fsync=fsync) as j:
         j.record_prompt("p1", "c1", "x", {})
         fsync.armed = True
         first: list[store.ImageRecord] = []

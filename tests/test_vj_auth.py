@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.net.vj_auth import TokenGate, new_token
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def test_right_token_passes_wrong_one_does_not() -> None:
@@ -25,7 +18,7 @@ def test_right_token_passes_wrong_one_does_not() -> None:
 
 def test_repeated_failures_lock_the_address_out() -> None:
     """After five wrong tries in a minute an address is refused, even with the right token, for a minute."""
-    clock = Clock()
+    clock = FakeClock(0.0)
     gate = TokenGate("s3cret-token", clock)
     for i in range(4):
         assert gate.check(f"guess{i}", "6.6.6.6").retry_after is None
@@ -39,7 +32,7 @@ def test_repeated_failures_lock_the_address_out() -> None:
 
 def test_old_failures_expire() -> None:
     """Wrong tries spread over more than a minute never lock anyone out."""
-    clock = Clock()
+    clock = FakeClock(0.0)
     gate = TokenGate("s3cret-token", clock)
     for _ in range(10):
         clock.now += 20
@@ -60,7 +53,7 @@ def test_short_configured_token_is_refused() -> None:
 
 def test_the_same_stale_token_again_and_again_is_one_guess() -> None:
     """A page retrying with its old cookie after a restart does not lock its VJ out."""
-    gate = TokenGate("s3cret-token", Clock())
+    gate = TokenGate("s3cret-token", FakeClock(0.0))
     for _ in range(50):
         assert gate.check("last-shows-token", "1.2.3.4").retry_after is None
     assert gate.check("s3cret-token", "1.2.3.4").ok

@@ -8,7 +8,6 @@ import queue
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,17 +20,10 @@ from engine.commands import Action, Command
 from engine.contract import Inbox, ShaderProblem, ShowImage, ShowSnapshot, StateBoard
 from engine.store import Journal
 from tests.engine_process import free_port
-from tests.fakes import make_config
+from tests.fakes import make_config, phone_prompt
 
 TOKEN = "test-token-0123456789"
 ROUTES = ("/vj", "/vj/", "/vj/vj.js", "/vj/vj.css", "/vj/index.html", "/vj/images/p-1-1.png", "/vj/nothing")
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal.open(tmp_path)
-    yield j
-    j.close()
 
 
 def started(journal: Journal, overrides: dict[str, Any] | None = None) -> Backstage:
@@ -115,16 +107,9 @@ class Page:
         return self.replies[ref]
 
 
-async def phone_prompt(b: Backstage, text: str, client: str = "phone-abcdef01") -> dict[str, Any]:
-    async with connect(f"ws://127.0.0.1:{b.port}/ws?client={client}") as ws:
-        await ws.recv()
-        await ws.send(json.dumps({"type": "prompt", "text": text}))
-        return json.loads(await ws.recv())  # type: ignore[no-any-return]
-
-
 # --- the gate -------------------------------------------------------------------------------
 def test_without_the_token_every_route_refuses_and_leaks_nothing(bs: Backstage, journal: Journal) -> None:
-    asyncio.run(phone_prompt(bs, "a secret lighthouse"))
+    asyncio.run(phone_prompt(bs.port, "a secret lighthouse"))
     with http_client(base(bs)) as client:
         for route in ROUTES:
             for headers in ({}, {"Cookie": "stagecraft_vj=wrong-token-1"}):
@@ -192,9 +177,9 @@ def test_the_audience_socket_cannot_send_vj_commands(bs: Backstage) -> None:
 # --- the conversation ----------------------------------------------------------------------
 def test_moderation_from_the_page(bs: Backstage, journal: Journal) -> None:
     async def go() -> None:
-        first = await phone_prompt(bs, "a glass octopus", "phone-aaaaaaa1")
-        second = await phone_prompt(bs, "burning library", "phone-bbbbbbb1")
-        third = await phone_prompt(bs, "meadow of clocks", "phone-ccccccc1")
+        first = await phone_prompt(bs.port, "a glass octopus", "phone-aaaaaaa1")
+        second = await phone_prompt(bs.port, "burning library", "phone-bbbbbbb1")
+        third = await phone_prompt(bs.port, "meadow of clocks", "phone-ccccccc1")
         async with page(bs) as p:
             assert p.parts["hello"]["moderation"] == "approve"
             await p.until(lambda: len(p.parts["queue"]["pending"]) == 3)
@@ -209,7 +194,7 @@ def test_moderation_from_the_page(bs: Backstage, journal: Journal) -> None:
             missing = await p.ask(type="approve", id="p-000000000000")
             assert missing["type"] == "error" and missing["code"] == "not_found"
             await p.until(lambda: p.parts["queue"]["pending"] == [])
-            banned = await phone_prompt(bs, "another one", "phone-ccccccc1")
+            banned = await phone_prompt(bs.port, "another one", "phone-ccccccc1")
             assert banned["state"] == "rejected"
 
     asyncio.run(go())
@@ -235,7 +220,7 @@ def test_reorder_and_remove(journal: Journal) -> None:
     # The show never takes images here, so after the first two the pipeline waits and the line stays put.
     try:
         async def go() -> None:
-            ids = [(await phone_prompt(b, t, f"phone-{i:08d}"))["id"]
+            ids = [(await phone_prompt(b.port, t, f"phone-{i:08d}"))["id"]
                    for i, t in enumerate(["one fox", "two owls", "three bears", "four cats", "five eels"])]
             async with page(b) as p:
                 await p.until(lambda: len(p.parts["queue"]["line"]) >= 2)
