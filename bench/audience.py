@@ -9,6 +9,17 @@ One run, on this machine, traffic on loopback only:
 2. push: the engine side calls ``AudienceServer.broadcast_all`` on the backstage loop (through
    ``Backstage.call``) with a status message stamped with its send time; every phone notes the
    arrival; p50/p99/max of arrival - send over several pushes (target p99 < 250 ms);
+2b. the push baseline (skip it with ``--no-relay``): once the engine's phones have left, a Node ``ws``
+   relay (``bench/load/relay.js``, its own process, 127.0.0.1 on a port below 32768: the seed's
+   stack) takes the same phones from the same load client (same count, same source
+   addresses, same pings), and gets the same pushes: the same status message, stamped by the bench
+   as it asks, the same number, the same spacing, each one written to every phone in one loop
+   before the next (the engine's ``broadcast_all``; the relay's loop of ``ws.send`` over one encoded
+   buffer), timed by the same client against its clock offset measured again, the same way, just
+   before. All along the show renders exactly as during the engine's pushes (the same ``ShowLoop``,
+   main thread, pacer; the engine's backstage idles with no phones; its frames are rows of 4, with no
+   target). Reported: both p50/p99 and their ratio, engine / relay (target: push p99 <= 1.0x the
+   relay's);
 3. prompts: phones send prompts at 1,000/s (open loop, at most ``MAX_OUTSTANDING`` unanswered);
    the audience is configured to accept them (no cooldown, a queue of 100,000); reported: accepted
    per second and the p99 time from send to the first ``status`` (target 1,000/s, p99 < 100 ms);
@@ -27,8 +38,8 @@ before the phone hears "queued", as in a show.
 
 Arrival times come from the client's clock; its offset from the engine's clock is measured over
 the stdin/stdout pipe before the run (the figure is printed). Everything stops by itself: every
-wait has a deadline, the client exits when its stdin closes, and the child is killed on the way
-out whatever happened (Ctrl-C included). Missed targets are reported, never asserted: exit 0.
+wait has a deadline, the client and the relay exit when their stdin closes, and both children are
+killed on the way out whatever happened (Ctrl-C included). Missed targets are reported, never asserted: exit 0.
 
 The machine is shared: the CPU table has a column for every other process, and the run says when
 they took cores during a phase, since the show's frame times then move with them.
@@ -43,8 +54,9 @@ thresholds (``700,10,1000000000``: young collections only, never an automatic fu
 ``--switch-interval S`` sets the GIL switch interval of the show's process.
 
 Run from the repository root: ``.venv/bin/python bench/audience.py`` (``--quick`` for a smoke run,
-``--connections N``). It installs the load client's one dependency (``ws``) with npm into
-``bench/load/node_modules`` the first time.
+``--connections N``, ``--no-relay`` to skip the Node relay baseline). It installs the load client's
+one dependency (``ws``, which the relay uses too) with npm into ``bench/load/node_modules`` the
+first time.
 """
 
 from __future__ import annotations
@@ -80,21 +92,22 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.backstage import Backstage  # noqa: E402
-from engine.backstage_process import BackstageProcess  # noqa: E402
+from engine.backstage.process import BackstageProcess  # noqa: E402
 from engine.config import Config, with_overrides  # noqa: E402
+from engine.contract import Inbox, ShowImage, ShowSnapshot, StateBoard  # noqa: E402
 from engine.net import protocol  # noqa: E402
 from engine.net.audience import Audience, Prompt  # noqa: E402
 from engine.net.moderation import Moderator  # noqa: E402
 from engine.net.server import FILES_IN_RESERVE, raise_open_files  # noqa: E402
 from engine.pacing import FramePacer  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
-from engine.render.show_loop import Inbox, ShowLoop, StateBoard  # noqa: E402
+from engine.render.show_loop import ShowLoop  # noqa: E402
 from engine.shaders.watch import ShaderWatcher  # noqa: E402
-from engine.show import ShowImage, ShowSnapshot  # noqa: E402
 from engine.store import Journal  # noqa: E402
 
 LOAD_DIR = ROOT / "bench" / "load"
 CLIENT_JS = LOAD_DIR / "client.js"
+RELAY_JS = LOAD_DIR / "relay.js"  # the same-run baseline: a Node ws relay
 JOIN_URL = "http://192.168.1.20:3000"
 SIZE = (640, 360)
 FPS = 60.0
@@ -108,6 +121,7 @@ PROMPT_RATE = 1000.0
 OTHERS_LIMIT = 25.0  # % of one core used by other processes above which a phase's figures are suspect
 
 TARGET_PUSH_P99_MS = 250.0
+TARGET_PUSH_RATIO = 1.0  # engine push p99 / the Node ws relay's, same run, same phones, same show
 TARGET_ACCEPTED_PER_S = 1000.0
 TARGET_ACK_P99_MS = 100.0
 TARGET_FRAME_RATIO = 1.25
@@ -140,6 +154,7 @@ class Settings:
     switch_interval: float | None
     placement: str
     pin: bool = False
+    relay: bool = True  # the Node ws relay baseline (phase 2b)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -167,6 +182,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
                         help="experiment: the show renders on CPU 0 (llvmpipe on one thread), the backstage process "
                              "and the load client run on CPU 1: a show whose rendering does not share the crowd's "
                              "cores, as with a GPU")
+    parser.add_argument("--no-relay", dest="relay", action="store_false",
+                        help="skip the same-run baseline: the same phones and pushes against a Node ws relay")
     args = parser.parse_args(argv)
     if args.pin and (not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2):
         parser.error("--pin needs Linux and at least 2 CPUs")
@@ -188,7 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         connections=connections, per_ip=args.per_ip, idle_s=idle_s, pushes=pushes, push_every_s=1.0,
         prompt_count=min(connections, int(PROMPT_RATE * window)), prompt_window_s=window,
         prompt_grace_s=5.0 if quick else 8.0, quick=quick, gc_mode=args.gc, gc_threshold=threshold,
-        switch_interval=args.switch_interval, placement=args.backstage, pin=args.pin,
+        switch_interval=args.switch_interval, placement=args.backstage, pin=args.pin, relay=args.relay,
     )
 
 
@@ -357,6 +374,7 @@ def _thread_times() -> dict[int, tuple[str, float]]:
 
 
 CHILDREN: dict[str, int] = {}  # CPU group → pid of a child process
+EXITED: dict[str, float] = {}  # CPU group → CPU seconds of a child process that has been stopped
 
 
 def _self_cpu() -> float:
@@ -426,6 +444,9 @@ def cpu_snapshot() -> dict[str, float]:
     for name, pid in CHILDREN.items():
         groups[name] = _proc_cpu(pid)
         ours += groups[name]
+    for name, seconds in EXITED.items():  # gone, but its CPU stays counted (ours, not other processes')
+        groups[name] = seconds
+        ours += seconds
     # Whatever else ran on the machine meanwhile (other tenants, tests): it takes cores from the show too.
     groups["other processes"] = _machine_busy() - ours
     return groups
@@ -439,22 +460,33 @@ class ClientError(Exception):
 
 
 class LoadClient:
-    """The Node process, spoken to in JSON lines; events come through a reader thread into a queue."""
+    """A Node process spoken to in JSON lines (the load client, or with ``script=RELAY_JS`` the relay);
+    events come through a reader thread into a queue. ``started`` gets it as soon as the process exists,
+    before it is ready, so whoever holds that list can stop it at any moment."""
 
-    def __init__(self, node: str, cpus: set[int] | None = None) -> None:
+    def __init__(self, node: str, cpus: set[int] | None = None, script: Path = CLIENT_JS,
+                 args: Sequence[str] = (), group: str = "load client (node)",
+                 started: list[LoadClient] | None = None) -> None:
+        self.node, self.cpus, self.group = node, cpus, group
         self.proc = subprocess.Popen(
-            [node, str(CLIENT_JS)], cwd=LOAD_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [node, str(script), *args], cwd=LOAD_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, bufsize=1,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
-        CHILDREN["load client (node)"] = self.proc.pid
+        if started is not None:
+            started.append(self)
+        CHILDREN[group] = self.proc.pid
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, name="bench-reader", daemon=True)
         self._reader.start()
         self._err_reader = threading.Thread(target=self._read_err, name="bench-stderr", daemon=True)
         self._err_reader.start()
-        self.info = self.expect("ready", 20)
+        try:
+            self.info = self.expect("ready", 20)
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -482,17 +514,17 @@ class LoadClient:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ClientError(f"no {ev!r} from the load client within {timeout:g} s")
+                raise ClientError(f"no {ev!r} from the {self.group} within {timeout:g} s")
             try:
                 event = self.events.get(timeout=min(left, 0.5))
             except queue.Empty:
                 continue
             if event is None:
-                raise ClientError(f"the load client exited ({self.proc.poll()}); stderr: {self.stderr[-5:]}")
+                raise ClientError(f"the {self.group} exited ({self.proc.poll()}); stderr: {self.stderr[-5:]}")
             if event.get("ev") == ev:
                 return event
             if event.get("ev") == "error":
-                raise ClientError(f"load client: {event.get('message')}")
+                raise ClientError(f"{self.group}: {event.get('message')}")
             if on_other is not None:
                 on_other(event)
 
@@ -516,6 +548,9 @@ class LoadClient:
 
     def close(self) -> None:
         """Close stdin (the client exits on that), then terminate, then kill; never leaves it running."""
+        if CHILDREN.get(self.group) == self.proc.pid:  # its CPU, read while it still exists
+            EXITED[self.group] = _proc_cpu(self.proc.pid)
+            CHILDREN.pop(self.group, None)
         with contextlib.suppress(OSError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
@@ -624,7 +659,7 @@ def bench_probe(backstage: Backstage, question: tuple[Any, ...]) -> Any:
 
 
 class ProcessBackstage:
-    """The engine's placement (``server.backstage = "process"``): ``engine.backstage_process.BackstageProcess``,
+    """The engine's placement (``server.backstage = "process"``): ``engine.backstage.process.BackstageProcess``,
     the same bridge ``engine.app.run`` uses, with the bench's probe in the child for push timings."""
 
     label = "backstage in its own process, as engine.app.run (server.backstage = \"process\")"
@@ -670,6 +705,25 @@ BackstageHandle = ThreadBackstage | ProcessBackstage
 
 
 @dataclass
+class RelayResults:
+    """Phase 2b, the Node ws relay: the same phones and pushes as the engine's, in the same run."""
+
+    port: int = 0
+    info: dict[str, Any] = field(default_factory=dict)  # the relay's "ready"
+    clock_offset_ms: float = 0.0  # client - engine, measured again (as before the run) before this phase
+    clock_rtt_ms: float = 0.0
+    relay_offset_ms: float = 0.0  # relay - engine, for its timings only
+    connect: dict[str, Any] = field(default_factory=dict)
+    held_after_push: dict[str, Any] = field(default_factory=dict)
+    connections_max: int = 0
+    connections_end: int = 0
+    push_sent: dict[str, tuple[float, int]] = field(default_factory=dict)  # id → (sent ms, phones open)
+    timings: list[PushTiming] = field(default_factory=list)  # (ms to the relay's loop starting, ms in it)
+    closed: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
 class Results:
     clock_offset_ms: float = 0.0
     clock_rtt_ms: float = 0.0
@@ -682,6 +736,7 @@ class Results:
     prompts: dict[str, Any] = field(default_factory=dict)
     closed: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    relay: RelayResults = field(default_factory=RelayResults)
 
 
 class Conductor:
@@ -697,6 +752,7 @@ class Conductor:
         self.done = threading.Event()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="bench-conductor", daemon=True)
+        self.relays: list[LoadClient] = []  # the relay process, from the moment it exists (stop_relay)
 
     def start(self) -> None:
         self.thread.start()
@@ -720,20 +776,121 @@ class Conductor:
         finally:
             self.done.set()
 
-    def _progress(self, event: dict[str, Any]) -> None:
-        if event.get("ev") == "progress":
-            self._note_connections()
-            print(f"             {event['open']:>6} phones connected (server counts {self._server_connections()})",
-                  flush=True)
-
-    def _push(self, seq: int, open_phones: int) -> None:
-        """One status message to every phone, stamped with the time the engine side asks for it."""
-        sent = time.time() * 1000
-        message = protocol.encode({"type": "status", "id": f"push-{seq}", "text": "a neon whale over the city",
-                                   "state": "showing", "image_url": "/images/bench-push.png", "sent": sent})
-        self.results.push_sent[f"push-{seq}"] = (sent, open_phones)
+    def _push(self, pid: str, message: str, sent: float) -> None:
+        """The engine's push: ``broadcast_all`` on the backstage loop; returns once it has."""
         if not self.backstage.push(message, sent, 60):
-            raise ClientError(f"push-{seq}: broadcast_all did not return within 60 s")
+            raise ClientError(f"{pid}: broadcast_all did not return within 60 s")
+
+    def _pushes(self, prefix: str, push: Callable[[str, str, float], None], open_phones: int,
+                sent_at: dict[str, tuple[float, int]], note: Callable[[], None]) -> dict[str, Any]:
+        """The push measurement, the same for the engine and the relay: ``pushes`` status messages,
+        ``push_every_s`` apart, each stamped with the time the bench asks for it and handed to ``push``,
+        which returns once the server has written it to every phone (pushes never overlap); then a
+        second for stragglers. Returns the client's count of phones still open."""
+        for seq in range(self.s.pushes):
+            pid = f"{prefix}-{seq}"
+            sent = time.time() * 1000
+            message = protocol.encode({"type": "status", "id": pid, "text": "a neon whale over the city",
+                                       "state": "showing", "image_url": "/images/bench-push.png", "sent": sent})
+            sent_at[pid] = (sent, open_phones)
+            push(pid, message, sent)
+            self._sleep(self.s.push_every_s)
+            note()
+        self._sleep(1.0)
+        held = self.client.request({"cmd": "count"}, "count", 10)
+        note()
+        return held
+
+    def _connect(self, port: int, who: str, note: Callable[[], None], count: Callable[[], int]) -> dict[str, Any]:
+        """The phones to ws://127.0.0.1:port/ws (the same count, addresses and pace for either server),
+        then their pings; ``note`` and ``who``'s ``count`` on each progress report. Returns the client's
+        "connected"."""
+        s, client = self.s, self.client
+
+        def progress(event: dict[str, Any]) -> None:
+            if event.get("ev") == "progress":
+                note()
+                print(f"             {event['open']:>6} phones connected ({who} counts {count()})", flush=True)
+
+        client.send({"cmd": "connect", "url": f"ws://127.0.0.1:{port}/ws", "n": s.connections,
+                     "perIp": s.per_ip, "firstAddress": 256, "concurrency": CONNECT_CONCURRENCY,
+                     "handshakeMs": 20000, "deadlineMs": 30000 + 20 * s.connections})
+        connected = client.expect("connected", 60 + 0.03 * s.connections, progress)
+        note()
+        client.request({"cmd": "pings"}, "pings", 10)
+        return connected
+
+    def _close(self, count: Callable[[], int]) -> tuple[dict[str, Any], int]:
+        """Every phone closes; wait (10 s at most) for the server's ``count`` to reach 0, then 2 s.
+        Returns the client's "closed" and the server's last count."""
+        closed = self.client.request({"cmd": "close", "deadlineMs": 10000}, "closed", 30)
+        deadline = time.monotonic() + 10
+        while count() > 0 and time.monotonic() < deadline:
+            self._sleep(0.1)
+        end = count()
+        self._sleep(2.0)
+        return closed, end
+
+    # phase 2b: the same-run baseline, a Node ws relay
+
+    def _relay_connections(self) -> int:
+        if not self.relays:
+            return 0
+        return int(self.relays[-1].request({"cmd": "count"}, "count", 10)["open"])
+
+    def _note_relay(self) -> None:
+        rr = self.results.relay
+        rr.connections_max = max(rr.connections_max, self._relay_connections())
+
+    def _relay_push(self, pid: str, message: str, sent: float) -> None:
+        """The relay's push: one loop of ws.send over every open phone, in the relay; returns once done."""
+        rr = self.results.relay
+        done = self.relays[-1].request({"cmd": "push", "id": pid, "message": message}, "pushed", 60)
+        rr.timings.append((float(done["start"]) - rr.relay_offset_ms - sent, float(done["ms"])))
+
+    def _start_relay(self) -> LoadClient:
+        """``node relay.js PORT`` on a free port below the ephemeral range (another if that one is taken)."""
+        rr = self.results.relay
+        failure: ClientError | None = None
+        for _ in range(3):
+            if self.stop.is_set():
+                raise ClientError("stopped")
+            port = free_port()
+            try:
+                relay = LoadClient(self.client.node, self.client.cpus, script=RELAY_JS, args=(str(port),),
+                                   group="node ws relay", started=self.relays)
+            except ClientError as err:
+                failure = err
+                continue
+            rr.port, rr.info = port, relay.info
+            return relay
+        assert failure is not None
+        raise failure
+
+    def stop_relay(self) -> None:
+        """Stop the relay, whatever state it is in (any thread; again is harmless)."""
+        for relay in list(self.relays):
+            relay.close()
+
+    def _relay_phase(self) -> None:
+        """Phase 2b: the same phones, pushes and clock-offset measurement against a Node ws relay, while
+        the show renders on the main thread as it did during the engine's pushes."""
+        rr = self.results.relay
+        self.phases.enter("relay connect")
+        rr.clock_offset_ms, rr.clock_rtt_ms = self.client.clock_offset()
+        try:
+            relay = self._start_relay()
+            rr.relay_offset_ms = relay.clock_offset()[0]
+            rr.connect = self._connect(rr.port, "relay", self._note_relay, self._relay_connections)
+
+            self.phases.enter("relay push")
+            rr.held_after_push = self._pushes("relay", self._relay_push, int(rr.connect["open"]), rr.push_sent,
+                                              self._note_relay)
+
+            self.phases.enter("relay close")
+            rr.closed, rr.connections_end = self._close(self._relay_connections)
+        finally:
+            self.stop_relay()
 
     def _scenario(self) -> None:
         s, r, client = self.s, self.results, self.client
@@ -744,22 +901,11 @@ class Conductor:
         self._sleep(s.idle_s)
 
         self.phases.enter("connect")
-        client.send({"cmd": "connect", "url": f"ws://127.0.0.1:{self.port}/ws", "n": s.connections,
-                     "perIp": s.per_ip, "firstAddress": 256, "concurrency": CONNECT_CONCURRENCY,
-                     "handshakeMs": 20000, "deadlineMs": 30000 + 20 * s.connections})
-        r.connect = client.expect("connected", 60 + 0.03 * s.connections, self._progress)
-        self._note_connections()
-        client.request({"cmd": "pings"}, "pings", 10)
+        r.connect = self._connect(self.port, "server", self._note_connections, self._server_connections)
 
         self.phases.enter("push")
-        open_phones = int(r.connect["open"])
-        for seq in range(s.pushes):
-            self._push(seq, open_phones)  # returns once broadcast_all has: pushes never overlap
-            self._sleep(s.push_every_s)
-            self._note_connections()
-        self._sleep(1.0)
-        r.held_after_push = client.request({"cmd": "count"}, "count", 10)
-        self._note_connections()
+        r.held_after_push = self._pushes("push", self._push, int(r.connect["open"]), r.push_sent,
+                                         self._note_connections)
 
         self.phases.enter("prompts")
         count = min(s.prompt_count, int(r.held_after_push["open"]))
@@ -770,12 +916,16 @@ class Conductor:
         self._note_connections()
 
         self.phases.enter("close")
-        r.closed = client.request({"cmd": "close", "deadlineMs": 10000}, "closed", 30)
-        deadline = time.monotonic() + 10
-        while self._server_connections() > 0 and time.monotonic() < deadline:
-            self._sleep(0.1)
-        r.server_connections_end = self._server_connections()
-        self._sleep(2.0)
+        r.closed, r.server_connections_end = self._close(self._server_connections)
+
+        if s.relay:
+            try:
+                self._relay_phase()
+            except Exception as err:
+                if self.stop.is_set():
+                    raise
+                r.relay.error = f"{type(err).__name__}: {err}"
+                print(f"  the relay phase stopped early: {r.relay.error}", flush=True)
         self.phases.enter("idle again")
         self._sleep(s.idle_s)
 
@@ -952,6 +1102,12 @@ def print_header(s: Settings, ctx_info: str, client: dict[str, Any], nofile: tup
               "load client on CPU 1; models a show whose rendering does not share the crowd's cores (a GPU)")
     print(f"  clocks: client - engine = {r.clock_offset_ms:+.3f} ms (pipe round trip {r.clock_rtt_ms:.3f} ms), "
           "subtracted from every arrival")
+    if s.relay:
+        rr = r.relay
+        print(f"  baseline: Node ws relay (bench/load/relay.js, node {rr.info.get('node')} + ws {rr.info.get('ws')}, "
+              f"own process) on 127.0.0.1:{rr.port}, after the engine's phones left: the same client, phones, "
+              f"pushes and show; client - engine measured again before it: {rr.clock_offset_ms:+.3f} ms "
+              f"(round trip {rr.clock_rtt_ms:.3f} ms)")
 
 
 def report_connections(s: Settings, r: Results, v: Verdicts) -> int:
@@ -973,24 +1129,73 @@ def report_connections(s: Settings, r: Results, v: Verdicts) -> int:
     return most
 
 
-def report_pushes(r: Results, timings: Sequence[PushTiming], v: Verdicts) -> None:
-    print()
-    row(f"2. push to all ({len(r.push_sent)} pushes)", ["p50", "p99", "max", "  arrived"], "(ms, arrival - send)")
+def push_rows(sent_at: dict[str, tuple[float, int]], lat_by_id: dict[str, list[float]], offset_ms: float
+              ) -> list[float]:
+    """A row per push (ms, arrival - send, the client's clock offset taken off); returns every latency."""
     every: list[float] = []
-    for pid, (_sent, expected) in sorted(r.push_sent.items(), key=lambda kv: int(kv[0].split("-")[1])):
-        lat = np.asarray(r.push_lat.get(pid, []), dtype=float) - r.clock_offset_ms
+    for pid, (_sent, expected) in sorted(sent_at.items(), key=lambda kv: int(kv[0].split("-")[1])):
+        lat = np.asarray(lat_by_id.get(pid, []), dtype=float) - offset_ms
         every += lat.tolist()
         row(f"  {pid}", [pct(lat, 50), pct(lat, 99), worst(lat), f"  {lat.size}/{expected}"])
-    ok = bool(every) and pct(every, 99) < TARGET_PUSH_P99_MS
-    row("all pushes", [pct(every, 50), pct(every, 99), worst(every)],
-        f"target p99 < {TARGET_PUSH_P99_MS:g} ms: {v.add(ok)}")
+    return every
+
+
+def timing_rows(timings: Sequence[PushTiming], start: tuple[str, str], inside: tuple[str, str]) -> None:
+    """Where a push's time went on the server's side: (label, note) for the wait, then for the send loop."""
     if timings:
         delays = [d for d, _ in timings]
         calls = [c for _, c in timings]
-        row("  request -> broadcast_all starts", [pct(delays, 50), pct(delays, 99), worst(delays)],
-            "(ms: backstage.call waiting for the loop)")
-        row("  inside broadcast_all()", [pct(calls, 50), pct(calls, 99), worst(calls)],
-            "(ms the loop spends writing the frames)")
+        row(start[0], [pct(delays, 50), pct(delays, 99), worst(delays)], start[1])
+        row(inside[0], [pct(calls, 50), pct(calls, 99), worst(calls)], inside[1])
+
+
+def report_pushes(r: Results, timings: Sequence[PushTiming], v: Verdicts) -> list[float]:
+    """Section 2; returns every latency (for the ratio to the relay's)."""
+    print()
+    row(f"2. push to all ({len(r.push_sent)} pushes)", ["p50", "p99", "max", "  arrived"], "(ms, arrival - send)")
+    every = push_rows(r.push_sent, r.push_lat, r.clock_offset_ms)
+    ok = bool(every) and pct(every, 99) < TARGET_PUSH_P99_MS
+    row("all pushes", [pct(every, 50), pct(every, 99), worst(every)],
+        f"target p99 < {TARGET_PUSH_P99_MS:g} ms: {v.add(ok)}")
+    timing_rows(timings, ("  request -> broadcast_all starts", "(ms: backstage.call waiting for the loop)"),
+                ("  inside broadcast_all()", "(ms the loop spends writing the frames)"))
+    return every
+
+
+def _ms(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def report_relay(s: Settings, r: Results, engine: Sequence[float], v: Verdicts) -> None:
+    """Section 2b: the same pushes to a Node ws relay in the same run, and the engine's ratio to it."""
+    rr = r.relay
+    print()
+    row(f"2b. same pushes, Node ws relay ({len(rr.push_sent)})", ["p50", "p99", "max", "  arrived"],
+        "(ms, arrival - send; same run, phones, client, show)")
+    if rr.error:
+        row("  the relay phase stopped early", [], rr.error)
+    c = rr.connect
+    if c:
+        most = max(int(c.get("open", 0)), int(rr.held_after_push.get("open", 0)))
+        failed = f"; failed openings: {json.dumps(c['failures'])}" if c.get("failures") else ""
+        row("  phones held (client side)", [most],
+            f"of {s.connections}; opened in {float(c.get('ms', 0)) / 1000:.1f} s; the relay counted "
+            f"{rr.connections_max} at most, {rr.connections_end} after they closed{failed}")
+    relay = push_rows(rr.push_sent, r.push_lat, rr.clock_offset_ms)
+    row("all pushes", [pct(relay, 50), pct(relay, 99), worst(relay)])
+    timing_rows(rr.timings, ("  request -> the relay's loop starts", "(ms: the command crossing the pipe)"),
+                ("  inside the relay's send loop", "(ms the relay spends writing the frames)"))
+    for q in (50, 99):
+        if not engine or not relay:
+            line = f"push p{q}: no {'engine' if not engine else 'relay'} figures, no ratio"
+            ok = False
+        else:
+            e, b = pct(engine, q), pct(relay, q)
+            ok = e / b <= TARGET_PUSH_RATIO
+            line = f"push p{q}: engine {_ms(e)} ms, node ws relay {_ms(b)} ms: {e / b:.2f}x"
+        if q == 99:
+            line += f" (target <= {TARGET_PUSH_RATIO:.1f}x): {v.add(ok)}"
+        print(f"  {line}")
 
 
 def report_prompts(r: Results, v: Verdicts) -> None:
@@ -1066,6 +1271,9 @@ PHASE_LABELS = {
     "push": "phones held + pushes",
     "prompts": "prompts",
     "close": "phones leaving (no target)",
+    "relay connect": "phones connecting to the relay",
+    "relay push": "relay phones held + pushes",
+    "relay close": "phones leaving the relay",
     "idle again": "idle again (drift check)",
 }
 
@@ -1149,6 +1357,7 @@ CPU_GROUPS = (
     ("other engine threads", "other thr"),
     ("bench harness", "harness"),
     ("load client (node)", "node"),
+    ("node ws relay", "relay"),
     ("other processes", "others"),
 )
 
@@ -1232,6 +1441,8 @@ def run(s: Settings) -> None:
         conductor = Conductor(s, client, backstage, phases, texts, port)
         conductor.start()
         limit = 120 + 2 * s.idle_s + 0.05 * s.connections + 5 * s.pushes + 4 * s.prompt_window_s
+        if s.relay:  # phase 2b: the relay's connect, pushes and close
+            limit += 30 + 0.05 * s.connections + 5 * s.pushes
         show.run(log, phases, conductor.done, time.perf_counter() + limit)
         if not conductor.done.is_set():
             conductor.results.error = conductor.results.error or "the run took too long and was cut short"
@@ -1242,6 +1453,7 @@ def run(s: Settings) -> None:
             gc.callbacks.remove(gcs)
         if conductor is not None:
             conductor.stop.set()
+            conductor.stop_relay()
         if client is not None:
             client.close()
         if watcher is not None:
@@ -1267,7 +1479,9 @@ def run(s: Settings) -> None:
         print(f"  NOTE: the run stopped early ({r.error}); the figures below cover what ran")
     v = Verdicts()
     report_connections(s, r, v)
-    report_pushes(r, backstage.timings, v)
+    engine_pushes = report_pushes(r, backstage.timings, v)
+    if s.relay:
+        report_relay(s, r, engine_pushes, v)
     report_prompts(r, v)
     report_offline(costs, journal_ms)
     # Only the show's own process's collections can hold up its frames.
@@ -1312,7 +1526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot run the audience benchmark: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: load client stopped, sockets closed", file=sys.stderr)
+        print("\ninterrupted: load client and relay stopped, sockets closed", file=sys.stderr)
         return 130
     return 0
 

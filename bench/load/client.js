@@ -11,17 +11,18 @@
  * client id, and pings like the real page (web/app.js: every 20 s). Arrival times use
  * performance.timeOrigin + performance.now() (wall clock in ms, sub-millisecond); the parent
  * measures this clock's offset against its own with the "clock" command.
+ *
+ * The same client also drives the same-run baseline: after the engine's phones have closed, the
+ * parent sends "connect" again with the URL of the Node relay (relay.js), which speaks enough of
+ * the phone protocol that nothing here changes.
  */
 
-const fs = require('fs');
-const readline = require('readline');
 const WebSocket = require('ws');
+const { clock, emit, nofileLimit, serve } = require('./lines');
 
 const PING_MS = 20000; // the page's application ping (web/app.js PING_MS)
 const PING_TICK_MS = 100;
 
-const clock = () => performance.timeOrigin + performance.now();
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
 const phones = []; // {ws, i, welcomed, closed}
 let welcomed = 0;
@@ -38,16 +39,6 @@ let prompts = null;
 
 function bump(table, key) {
   table[key] = (table[key] || 0) + 1;
-}
-
-function nofileLimit() {
-  try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const parts = line.trim().split(/\s+/);
-    return { soft: Number(parts[3]), hard: Number(parts[4]) };
-  } catch (e) {
-    return null;
-  }
 }
 
 // --- addresses and ids ------------------------------------------------------------------------
@@ -133,6 +124,9 @@ function openCount() {
 
 function connect(cmd) {
   const { url, n, perIp, firstAddress, concurrency, handshakeMs } = cmd;
+  // A new crowd (the bench connects twice: to the engine, then to its Node relay): failures and
+  // close codes are this crowd's; phones[i] is replaced as phone i opens again.
+  for (const table of [failures, closeCodes]) for (const k of Object.keys(table)) delete table[k];
   const t0 = clock();
   let next = 0;
   let inflight = 0;
@@ -283,9 +277,6 @@ function closeAll(cmd) {
 
 function handle(cmd) {
   switch (cmd.cmd) {
-    case 'clock':
-      emit({ ev: 'clock', t: cmd.t, node: clock() });
-      break;
     case 'connect':
       connect(cmd);
       break;
@@ -318,22 +309,6 @@ function shutdown(code) {
   process.exit(code);
 }
 
-process.on('SIGINT', () => shutdown(130));
-process.on('SIGTERM', () => shutdown(143));
-process.stdout.on('error', () => shutdown(1)); // the parent is gone
-
-const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  if (!line.trim()) return;
-  let cmd;
-  try {
-    cmd = JSON.parse(line);
-  } catch (e) {
-    emit({ ev: 'error', message: `bad command line: ${e.message}` });
-    return;
-  }
-  handle(cmd);
-});
-rl.on('close', () => shutdown(0));
+serve(handle, shutdown);
 
 emit({ ev: 'ready', node: process.version, ws: require('ws/package.json').version, nofile: nofileLimit(), pid: process.pid });
