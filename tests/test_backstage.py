@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from engine.backstage import Backstage, BackstageError
-from engine.contract import Inbox, ShowSnapshot, StateBoard
-from engine.store import Journal, PromptState
+from engine.contract import Inbox, ShowSnapshot, State, StateBoard
+from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config, phone_prompt, wait_for
 
@@ -66,7 +66,7 @@ def test_approve_mode_waits_for_the_vj(journal: Journal) -> None:
         b.approve(first["id"])
         assert b.inbox.images.get(timeout=10).caption == "a castle"
         b.reject(second["id"], "Not tonight")
-        wait_for(lambda: journal.prompt(second["id"]).state is PromptState.REJECTED)  # type: ignore[union-attr]
+        wait_for(lambda: journal.prompt(second["id"]).state is State.REJECTED)  # type: ignore[union-attr]
         assert journal.prompt(first["id"]).approved is True  # type: ignore[union-attr]
     finally:
         b.stop()

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 from websockets.asyncio.client import connect
 
-from engine.store import Journal, PromptState
+from engine.contract import State
+from engine.store import Journal
 from tests.engine_process import EngineProcess, free_port
 from tests.fakes import HEADLESS_ENV, SHADERS
 
@@ -91,7 +92,7 @@ def test_prompt_to_screen_and_crash_recovery(tmp_path: Path) -> None:
     finally:
         second.kill()
     with Journal.open(tmp_path / "out") as journal:
-        assert journal.prompt(interrupted).state is PromptState.GENERATING  # type: ignore[union-attr]
+        assert journal.prompt(interrupted).state is State.GENERATING  # type: ignore[union-attr]
 
     third = engine(tmp_path, port)
     try:

@@ -14,13 +14,13 @@ from PIL import Image
 
 from engine.backstage.scribe import Scribe
 from engine.config import AudienceConfig, Config, with_overrides
-from engine.contract import Inbox, ShowSnapshot, StateBoard
+from engine.contract import Inbox, ShowSnapshot, State, StateBoard
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.pipeline import Pipeline
 from engine.ledger import Ledger, Step
 from engine.net.audience import Audience, Outbox
-from engine.net.protocol import PromptStatus, State
-from engine.store import Journal, PromptState
+from engine.net.protocol import PromptStatus
+from engine.store import Journal
 from tests.fakes import encoded_image
 
 
@@ -129,7 +129,7 @@ def test_prompt_goes_generating_showing_done(tmp_path: Path) -> None:
         r.show("something-else")
         await until(lambda: State.DONE in r.states(pid))
         assert r.states(pid) == [State.QUEUED, State.GENERATING, State.SHOWING, State.DONE]
-        assert r.journal.prompt(pid).state is PromptState.DONE  # type: ignore[union-attr]
+        assert r.journal.prompt(pid).state is State.DONE  # type: ignore[union-attr]
         assert [i.id for i in r.journal.gallery()] == [image.id]
     rig.run(script)
 
@@ -158,7 +158,7 @@ def test_prompt_faults_reach_the_sender_without_fallback(tmp_path: Path, kind: F
         await until(lambda: State.REJECTED in r.states(pid))
         assert r.sent[-1].reason and "Sorry" in r.sent[-1].reason
         assert fallback.calls == [] and r.inbox.images.empty()
-        assert r.journal.prompt(pid).state is PromptState.REJECTED  # type: ignore[union-attr]
+        assert r.journal.prompt(pid).state is State.REJECTED  # type: ignore[union-attr]
     rig.run(script)
 
 

@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 
 from engine import store
+from engine.contract import State
 from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
-from engine.store import Journal, PromptState, StoreError, files
+from engine.store import Journal, StoreError, files
 from engine.store.rows import Rows
 from tests.fakes import FakeClock
 
@@ -180,8 +181,8 @@ def test_closed_journal_refuses_calls(root: Path) -> None:
 def test_prompt_lifecycle_timestamps(journal: Journal) -> None:
     """Each state change stamps updated; generating stamps started, done stamps finished."""
     p = journal.record_prompt("p1", "c1", "stars", {})
-    assert (p.state, p.created, p.updated, p.started, p.finished) == (PromptState.QUEUED, 1001, 1001, None, None)
-    p = journal.set_state("p1", PromptState.GENERATING)
+    assert (p.state, p.created, p.updated, p.started, p.finished) == (State.QUEUED, 1001, 1001, None, None)
+    p = journal.set_state("p1", State.GENERATING)
     assert (p.state, p.updated, p.started, p.finished) == ("generating", 1002, 1002, None)
     p = journal.set_state("p1", "showing")
     assert (p.updated, p.started, p.finished) == (1003, 1002, None)
@@ -191,12 +192,12 @@ def test_prompt_lifecycle_timestamps(journal: Journal) -> None:
 
 
 def test_invalid_state_is_a_store_error(journal: Journal) -> None:
-    """A state outside PromptState is refused and the prompt is unchanged."""
+    """A state outside State is refused and the prompt is unchanged."""
     journal.record_prompt("p1", "c1", "x", {})
     with pytest.raises(StoreError, match="'dancing' is not one of queued, generating"):
         journal.set_state("p1", "dancing")
     record = journal.prompt("p1")
-    assert record is not None and record.state is PromptState.QUEUED
+    assert record is not None and record.state is State.QUEUED
 
 
 def test_unknown_ids_are_store_errors(journal: Journal) -> None:
@@ -226,7 +227,7 @@ def test_approval_is_none_until_the_vj_decides(journal: Journal) -> None:
     """approved starts None; set_approval stores the verdict and its reason without touching the state."""
     assert journal.record_prompt("p1", "c1", "x", {}).approved is None
     p = journal.set_approval("p1", False, reason="not for this crowd")
-    assert (p.approved, p.reason, p.state) == (False, "not for this crowd", PromptState.QUEUED)
+    assert (p.approved, p.reason, p.state) == (False, "not for this crowd", State.QUEUED)
     assert journal.set_approval("p1", True).approved is True
 
 
@@ -575,7 +576,7 @@ def test_set_state_does_not_wait_for_an_image_write(root: Path) -> None:
             writer.join()
             setter.join()
         record = j.prompt("p1")
-        assert record is not None and record.state is PromptState.GENERATING
+        assert record is not None and record.state is State.GENERATING
         assert [i.id for i in j.images("p1")] == ["p1-1"]
 
 
@@ -597,3 +598,22 @@ def test_concurrent_images_of_one_prompt_get_distinct_numbers(root: Path) -> Non
             writer.join()
         assert (first[0].path, second.path) == ("p1-1.png", "p1-2.jpg")
         assert [i.id for i in j.images("p1")] == ["p1-1", "p1-2"]
+
+
+def test_a_batch_commits_its_writes_together(journal: Journal) -> None:
+    """Inside batch() the writes are readable at once and reach the database in one commit at its end."""
+    with journal.batch():
+        journal.record_prompt("p-1", "phone-1", "a red fox", {})
+        journal.set_state("p-1", State.GENERATING)
+        assert journal.prompt("p-1").state is State.GENERATING  # type: ignore[union-attr]
+        assert journal._rows.read("SELECT COUNT(*) FROM prompts")[0][0] == 0  # not committed yet
+    assert journal._rows.read("SELECT state FROM prompts WHERE id = 'p-1'")[0][0] == "generating"
+
+
+def test_a_failing_write_in_a_batch_fails_alone(journal: Journal) -> None:
+    """An unknown prompt inside a batch is a StoreError for that call; the batch's other writes commit."""
+    with journal.batch():
+        journal.record_prompt("p-1", "phone-1", "a red fox", {})
+        with pytest.raises(StoreError, match="unknown prompt"):
+            journal.set_state("p-missing", State.DONE)
+    assert journal.prompt("p-1") is not None

@@ -159,6 +159,10 @@ class MirrorBoard(StateBoard):
 
     ``read()`` counts the images still on their way through the pipe in ``queue_len``, so the
     pipeline does not run ahead of the show.
+
+    Threads: the child's bridge loop (its main thread, ``_ChildSide``) is the only writer of the
+    mirrored snapshot, catalog, preview and ``_received``; the backstage loop is the only writer of
+    ``preview_viewers``. Each is replaced whole, so a reader on the other thread sees old or new.
     """
 
     def __init__(self, out: _Sender | None = None, images: _ProxyQueue | None = None) -> None:

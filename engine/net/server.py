@@ -2,7 +2,7 @@
 
 One ``websockets`` server in the backstage asyncio loop. It only pumps frames
 between sockets and the sans-I/O ``protocol`` and ``audience`` modules, and
-pushes statuses with ``broadcast()`` (which never waits on a slow phone).
+pushes statuses with ``fanout()`` (one frame built once for every phone; it never waits on a slow one).
 
 Hardening, in one place:
 - only files listed at start-up from ``web/`` and journal images by id are served:
@@ -34,6 +34,7 @@ from engine.config import AudienceConfig, ServerConfig
 from engine.gen.images import parse_image_path
 from engine.net import protocol
 from engine.net.audience import Outbox
+from engine.net.fanout import fanout
 from engine.net.http import (
     SECURITY_HEADERS,
     WEB_ROOT,
@@ -249,15 +250,14 @@ class AudienceServer:
         for client_id, status in outbox:
             conns = self._by_client.get(client_id)
             if conns:
-                broadcast(conns, protocol.status(status))
+                fanout(conns, protocol.status(status))
 
     def broadcast_feed(self, text: str) -> None:
         if self.audience_cfg.feed:
             self.broadcast_all(protocol.feed(text))
 
     def broadcast_all(self, message: str) -> None:
-        conns = [c for conns in self._by_client.values() for c in conns]
-        broadcast(conns, message)
+        fanout([c for conns in self._by_client.values() for c in conns], message)
 
     def _register(self, client: Client) -> None:
         self._by_client.setdefault(client.client_id, set()).add(client.connection)

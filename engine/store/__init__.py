@@ -40,7 +40,6 @@ from engine.store.rows import (
     SCHEMA_VERSION,
     ImageRecord,
     PromptRecord,
-    PromptState,
 )
 
 __all__ = [
@@ -52,6 +51,5 @@ __all__ = [
     "ImageRecord",
     "Journal",
     "PromptRecord",
-    "PromptState",
     "StoreError",
 ]

@@ -9,12 +9,13 @@ again happens the same way, one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -22,17 +23,16 @@ from typing import Self
 
 import numpy as np
 
+from engine.contract import FINAL_STATES, State
 from engine.errors import ImageError
 from engine.gen import images
 from engine.gen.base import GeneratedImage
-from engine.net.protocol import FINAL_STATES
 from engine.store.errors import StoreError, describe, log
 from engine.store.files import DEFAULT_MEMORY_LIMIT, Fsync, ImageFiles, prepare_folder
 from engine.store.rows import (
     DB_NAME,
     ImageRecord,
     PromptRecord,
-    PromptState,
     Rows,
     as_json,
     check_text,
@@ -148,6 +148,22 @@ class Journal:
             log.warning("%d image files in %s have no journal row (a crash between file and row); "
                         "they are kept but not in the gallery", len(self._orphans), self.folder)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several writes, one commit: what the show's scribe does with every round of queued steps.
+
+        The journal's lock is held throughout (keep the batch short); a write that fails inside it
+        fails alone, and the rest still commit at the end.
+        """
+        with self._lock:
+            self._check_open()
+            self._rows.deferred = True
+            try:
+                yield
+            finally:
+                self._rows.deferred = False
+                self._rows.save()
+
     # ---- prompts -------------------------------------------------------------------------------------------
 
     def record_prompt(
@@ -171,18 +187,18 @@ class Journal:
                 raise StoreError(f"prompt {prompt_id!r} is already in the journal")
             when = self._clock() if created is None else float(created)
             record = PromptRecord(
-                id=prompt_id, client_id=client_id, text=text, state=PromptState.QUEUED, reason=None,
+                id=prompt_id, client_id=client_id, text=text, state=State.QUEUED, reason=None,
                 settings=settings_dict, created=when, updated=when, approved=None,
             )
             self._rows.save(prompts=[record])
             return record
 
-    def set_state(self, prompt_id: str, state: PromptState | str, reason: str | None = None) -> PromptRecord:
+    def set_state(self, prompt_id: str, state: State | str, reason: str | None = None) -> PromptRecord:
         """Move a prompt to ``state``, stamping started/finished; ``reason`` replaces the last one."""
         try:
-            new = PromptState(state)
+            new = State(state)
         except ValueError:
-            allowed = ", ".join(s.value for s in PromptState)
+            allowed = ", ".join(s.value for s in State)
             raise StoreError(f"state: {state!r} is not one of {allowed}") from None
         if reason is not None:
             check_text("reason", reason)
@@ -191,9 +207,9 @@ class Journal:
             old = self._require_prompt(prompt_id)
             now = self._clock()
             started, finished = old.started, old.finished
-            if new is PromptState.GENERATING:
+            if new is State.GENERATING:
                 started, finished = now, None
-            elif new is PromptState.QUEUED:
+            elif new is State.QUEUED:
                 started, finished = None, None
             elif new in FINAL_STATES:
                 finished = now

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.net.protocol import State
+from engine.contract import State
 from engine.store.errors import StoreError, Warnings, log
 
 DB_NAME = "journal.sqlite3"
@@ -92,8 +92,7 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 # One vocabulary of prompt states for the wire and the journal (protocol.py is sans-I/O).
-PromptState = State
-ACTIVE_STATES = frozenset({PromptState.QUEUED, PromptState.GENERATING})  # what a restart must resume
+ACTIVE_STATES = frozenset({State.QUEUED, State.GENERATING})  # what a restart must resume
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class PromptRecord:
     id: str
     client_id: str
     text: str
-    state: PromptState
+    state: State
     reason: str | None
     settings: dict[str, Any]
     created: float
@@ -166,7 +165,7 @@ def prompt_from_row(row: sqlite3.Row) -> PromptRecord:
         id=row["id"],
         client_id=row["client_id"],
         text=row["text"],
-        state=PromptState(row["state"]),
+        state=State(row["state"]),
         reason=row["reason"],
         settings=json.loads(row["settings"]),
         created=row["created"],
@@ -280,6 +279,7 @@ class Rows:
         self._held_prompts: dict[str, PromptRecord] = {}
         self._held_images: dict[str, ImageRecord] = {}
         self._failing = False
+        self.deferred = False  # inside Journal.batch(): rows wait in memory for one commit at its end
         self._warnings = Warnings()
         self._next_seq = 1
 
@@ -368,6 +368,10 @@ class Rows:
 
     def save(self, prompts: Iterable[PromptRecord] = (), images: Iterable[ImageRecord] = ()) -> None:
         """Commit these rows and any held back; while the database refuses, hold them in memory instead."""
+        if self.deferred:  # reads look at held rows first, so the batch reads its own writes
+            self._held_prompts.update((p.id, p) for p in prompts)
+            self._held_images.update((i.id, i) for i in images)
+            return
         held_prompts = dict(self._held_prompts)
         held_prompts.update((p.id, p) for p in prompts)
         held_images = dict(self._held_images)
