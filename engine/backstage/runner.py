@@ -27,6 +27,7 @@ from typing import Any
 from engine.audio.live import LiveAudio
 from engine.config import Config
 from engine.contract import Inbox, StateBoard
+from engine.control.osc_server import OscControl
 from engine.errors import BackstageError
 from engine.gen.pipeline import Pipeline
 from engine.net.audience import NOT_THIS_TIME
@@ -82,7 +83,7 @@ class Backstage:
         return self.parts.pipeline if self.parts else None
 
     @property
-    def osc(self) -> object:
+    def osc(self) -> OscControl | None:
         return self.parts.osc if self.parts else None
 
     def generator_line(self) -> str:
@@ -123,9 +124,12 @@ class Backstage:
         self.call(lambda: self.parts.ledger.ban(client_id) if self.parts else None)
 
     def _ledger_op(self, op: str, prompt_id: str, reason: str | None = None) -> None:
-        if self.parts is not None:
-            ledger = self.parts.ledger
-            ledger.approve(prompt_id) if op == "approve" else ledger.reject(prompt_id, reason or NOT_THIS_TIME)
+        if self.parts is None:
+            return
+        if op == "approve":
+            self.parts.ledger.approve(prompt_id)
+        else:
+            self.parts.ledger.reject(prompt_id, reason or NOT_THIS_TIME)
 
     def stop(self, timeout: float = 5.0) -> None:
         loop, stop = self._loop, self._stop
