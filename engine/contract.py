@@ -104,6 +104,8 @@ class ShowSnapshot:
     transition: str = "crossfade"
     shader_errors: tuple[ShaderProblem, ...] = ()
     audio: str = "no audio"
+    held: tuple[str, ...] = ()  # images taken from the inbox and not yet retired (on screen, coming, waiting)
+    taken: int = 0  # images taken from the inbox since the show started (the inbox is first in, first out)
 
 
 @dataclass(frozen=True)

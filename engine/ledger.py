@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -154,6 +154,7 @@ class Ledger:
         self._gallery: dict[str, GalleryItem] = {}  # image id → item, in first-shown order
         self._stored: dict[str, StoredImage] = {}  # this show's stored images by id (gallery and re-show)
         self.last_image: str | None = None  # the newest stored image (image-to-image from the previous one)
+        self._rehand: list[tuple[Prompt, StoredImage]] = []
 
     @property
     def prompts(self) -> Mapping[str, Prompt]:
@@ -318,28 +319,52 @@ class Ledger:
         return item.text if item is not None else ""
 
     # --- after a restart ---------------------------------------------------------------------------
-    def resume(self, prompts: Sequence[Resumed], gallery: Sequence[GalleryItem]) -> Step:
-        """The journal's prompts back in memory, oldest first: waiting ones rejoin the line, the one cut
-        off while generating goes back in it, one cut off on screen is done; phones get their history."""
+    def resume(self, prompts: Sequence[Resumed], gallery: Sequence[GalleryItem], held: Collection[str] = ()) -> Step:
+        """The journal's prompts back in memory, oldest first, around what the show still holds.
+
+        ``held``: the images the show has in its hands (on screen, coming in, waiting, still in its inbox)
+        when this backstage starts after a crash of the last one. A prompt whose images were made is never
+        generated again: images the show holds are watched for, as if this backstage had handed them;
+        images made but neither held nor ever shown (lost in the hand-over) are handed again from the
+        journal (``take_rehand``). A prompt cut off before any image was made goes back in line; one cut
+        off on screen whose images are all gone is done. Phones get their history back.
+        """
         writes: list[Write] = []
         approve_mode = self.audience.cfg.moderation == "approve"
+        in_show = set(held)
+        ever_shown = {item.id for item in gallery}
+        watched = 0
         for rec in prompts:
             state = rec.state
-            if state is State.GENERATING:
-                state = State.QUEUED
-                writes.append(SetState(rec.id, State.QUEUED))
-            elif state is State.SHOWING:
-                state = State.DONE
-                writes.append(SetState(rec.id, State.DONE))
+            waiting: list[StoredImage] = []
+            if state in (State.GENERATING, State.SHOWING):
+                waiting = [i for i in rec.images if i.id in in_show or i.id not in ever_shown]
+                if not waiting:
+                    state = State.QUEUED if state is State.GENERATING and not rec.images else State.DONE
+                    writes.append(SetState(rec.id, state))
             prompt = Prompt(rec.id, rec.client_id, "restored", rec.text, self.clock(), state=state,
                             reason=rec.reason, needs_approval=rec.approved is None and approve_mode)
             prompt.image_urls = [image_url(i.id, i.ext) for i in rec.images]
             for image in rec.images:
                 self._stored[image.id] = image
             self.audience.restore(prompt)
+            if waiting:
+                watched += 1
+                if state is State.GENERATING:
+                    self.audience.set_state(prompt.id, State.GENERATING)  # counted as being made, not in line
+                for image in waiting:
+                    self.handed_to_show(prompt, image.id)
+                    if image.id not in in_show:
+                        self._rehand.append((prompt, image))
         for item in gallery[-GALLERY_KEEP:]:
             self._gallery[item.id] = item
-        resumed = sum(1 for p in prompts if p.state in (State.QUEUED, State.GENERATING))
-        if resumed:
-            log.info("resuming %d prompts from the journal", resumed)
-        return self._emit(writes=writes, wake=resumed > 0)
+        back_in_line = sum(1 for p in self.audience.prompts.values() if p.state is State.QUEUED)
+        if back_in_line or watched:
+            log.info("resuming from the journal: %d prompts in line, %d with images in the show or handed again "
+                     "(%d)", back_in_line, watched, len(self._rehand))
+        return self._emit(writes=writes, wake=back_in_line > 0)
+
+    def take_rehand(self) -> list[tuple[Prompt, StoredImage]]:
+        """Images made before a restart that never reached the show: the pipeline hands them over again."""
+        out, self._rehand = self._rehand, []
+        return out

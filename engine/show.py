@@ -80,6 +80,11 @@ class Director:
     def ready_count(self) -> int:
         return len(self._ready)
 
+    def held_ids(self) -> tuple[str, ...]:
+        """Every image the director holds: on screen, coming in, and waiting in line."""
+        layers = (self.current, self.incoming, *self._ready)
+        return tuple(layer.id for layer in layers if layer is not None)
+
     @property
     def wants_more(self) -> bool:
         return len(self._ready) < self.max_ready

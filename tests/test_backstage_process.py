@@ -23,7 +23,7 @@ from engine.backstage import BackstageError
 from engine.backstage.messages import ImageOut, Stop, Tempo, Viewers
 from engine.backstage.process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
 from engine.commands import Action
-from engine.contract import Inbox, ShowSnapshot, StateBoard
+from engine.contract import Inbox, ShowSnapshot, State, StateBoard
 from tests.engine_process import ROOT, free_port
 from tests.fakes import make_config, phone_prompt
 from tests.gl_probe import gl_modules
@@ -254,3 +254,83 @@ def test_a_backstage_that_dies_mid_show_is_restarted(bp: BackstageProcess) -> No
         image = bp.inbox.images.get(timeout=20)
         if image.caption == "back after the crash":
             break
+
+
+def test_show_holdings_count_what_is_still_in_the_inbox() -> None:
+    """Handed images not yet taken (by count) plus the snapshot's held ones are what a restart must know."""
+    from engine.backstage.process import ShowHoldings
+
+    h = ShowHoldings()
+    for image_id in ("a", "b", "c"):
+        h.handed(image_id)
+    h.seen(ShowSnapshot(held=("a",), taken=1))
+    assert h.now() == ("a", "b", "c")
+    h.seen(ShowSnapshot(held=("b", "c"), taken=3))  # a was shown and retired between two snapshots
+    assert h.now() == ("b", "c")
+
+
+def test_after_a_backstage_kill_the_shows_images_are_shown_once_and_marked(tmp_path: Path) -> None:
+    """Three prompts, one image on screen and one waiting when the backstage is killed: after the restart
+    nothing is generated again, every image is shown once, marked shown, and every prompt ends done."""
+    import signal as signals
+
+    from engine.store import Journal
+
+    b = make(tmp_path, {"demo.interval": 0.0})
+    b.start()
+    taken: list[str] = []  # what the show took from its inbox, in order
+    screen: list[str] = []  # the show's line: screen[0] is on screen
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def publish() -> None:
+        with lock:
+            b.board.publish(ShowSnapshot(size=(320, 180), current_id=screen[0] if screen else None,
+                                         queue_len=max(0, len(screen) - 1), held=tuple(screen), taken=len(taken)))
+
+    def show_thread() -> None:  # takes images as the render loop does and publishes what it holds
+        while not stop.is_set():
+            try:
+                image = b.inbox.images.get(timeout=0.05)
+            except queue.Empty:
+                publish()
+                continue
+            with lock:
+                taken.append(image.id)
+                screen.append(image.id)
+            publish()
+
+    def wait(cond: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not cond():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    t = threading.Thread(target=show_thread, daemon=True)
+    t.start()
+    try:
+        assert b.port is not None
+        for n in range(3):
+            asyncio.run(phone_prompt(b.port, f"prompt number {n} of the night", f"phone-kill{n:04d}"))
+        wait(lambda: len(screen) >= 2, "the show never held two images")
+        time.sleep(0.5)  # the backstage sees the first one on screen
+        first = b._proc.pid if b._proc is not None else 0
+        os.kill(first, signals.SIGKILL)
+        wait(lambda: b.restarts == 1, "the backstage was not restarted")
+        for _ in range(3):  # the show moves on: each image leaves in turn, the next comes on screen
+            wait(lambda: len(screen) >= 1, "no image came")
+            time.sleep(1.0)
+            with lock:
+                screen.pop(0)
+            publish()
+        wait(lambda: len(taken) >= 3 and not screen, "the third image never came")
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        b.stop()
+    assert len(taken) == len(set(taken)) == 3, taken  # nothing shown twice, nothing generated again
+    with Journal.open(tmp_path / "out") as journal:
+        prompts = journal.prompts()
+        assert len(prompts) == 3 and all(p.state is State.DONE for p in prompts), [(p.text, p.state) for p in prompts]
+        images = [i for p in prompts for i in journal.images(p.id)]
+        assert sorted(i.id for i in images) == sorted(taken) and all(i.shown_at is not None for i in images)

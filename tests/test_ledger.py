@@ -157,3 +157,38 @@ def test_in_approve_mode_a_resumed_prompt_without_a_decision_still_waits_for_the
     assert led.next_prompt() is None
     led.approve("p-a")
     assert led.next_prompt() is not None
+
+
+def test_after_a_crash_images_the_show_holds_are_watched_not_made_again() -> None:
+    """A prompt cut off while its image waited in the show: not back in line; shown, then done, once."""
+    led, _ = ledger()
+    img = StoredImage("p-a-1", "png")
+    step = led.resume([Resumed("p-a", "phone-1", "a red fox", State.GENERATING, None, None, (img,))], [],
+                      held=["p-a-1"])
+    assert step.writes == () and led.next_prompt() is None and led.take_rehand() == []
+    (shown,) = led.on_screen(["p-a-1"])
+    assert states(shown) == [State.SHOWING] and MarkShown("p-a-1") in shown.writes
+    (left,) = led.on_screen([])
+    assert states(left) == [State.DONE]
+
+
+def test_after_a_crash_an_image_made_but_lost_is_handed_again() -> None:
+    """An image in the journal that neither the show holds nor was ever shown goes to the show again."""
+    led, _ = ledger()
+    img = StoredImage("p-a-1", "png")
+    led.resume([Resumed("p-a", "phone-1", "a red fox", State.GENERATING, None, None, (img,))], [], held=[])
+    ((prompt, again),) = led.take_rehand()
+    assert prompt.id == "p-a" and again == img and led.next_prompt() is None
+    assert states(led.on_screen(["p-a-1"])[0]) == [State.SHOWING]
+
+
+def test_after_a_crash_the_image_on_screen_is_done_only_when_it_leaves() -> None:
+    """A prompt on screen at the crash stays "showing" while the show holds its image."""
+    led, _ = ledger()
+    img = StoredImage("p-a-1", "png")
+    step = led.resume([Resumed("p-a", "phone-1", "a red fox", State.SHOWING, None, None, (img,))],
+                      [GalleryItem("p-a-1", "p-a", "a red fox", "png")], held=["p-a-1"])
+    assert step.writes == () and led.prompts["p-a"].state is State.SHOWING
+    led.on_screen(["p-a-1"])
+    (left,) = led.on_screen(["demo-1-0"])
+    assert states(left) == [State.DONE]

@@ -62,7 +62,8 @@ class Parts:
 
 
 async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor, journal: Journal | None,
-                   join_url: str, vj_token: str, serve: bool, live: LiveAudio | None) -> Parts:
+                   join_url: str, vj_token: str, serve: bool, live: LiveAudio | None,
+                   held_by_show: tuple[str, ...] = ()) -> Parts:
     moderator = Moderator.from_files(user_file=Path(cfg.audience.blocklist_file)
                                      if cfg.audience.blocklist_file else None)
     audience = Audience(cfg.audience, moderator)
@@ -95,7 +96,7 @@ async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor,
     parts = Parts(ledger, scribe, generators, controls)
     if journal is not None:
         prompts, gallery = await asyncio.get_running_loop().run_in_executor(pool, read_back, journal)
-        ledger.resume(prompts, gallery)
+        ledger.resume(prompts, gallery, held_by_show)
     if not serve:
         return parts
     await _serve(parts, cfg, inbox, board, pool, join_url, vj_token, live)

@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -223,7 +224,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None) -> None:
+def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None,
+           held: tuple[str, ...] = ()) -> None:
     """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
     setup_logging(cfg.log.level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C goes to the show's process, which says "stop"
@@ -244,7 +246,8 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
         try:
             journal = Journal.open(Path(cfg.store.output_dir))
             log.info("show journal and images in %s", journal.folder)
-            backstage = Backstage(cfg, inbox, board, join_url, journal=journal, live=cast(LiveAudio, live))
+            backstage = Backstage(cfg, inbox, board, join_url, journal=journal, live=cast(LiveAudio, live),
+                                  held_by_show=held)
             backstage.start()
         except EngineError as err:
             out.put(Failed(str(err)))
@@ -323,6 +326,39 @@ def _light(heard: Heard) -> Heard:
 _EMPTY = np.zeros(0, dtype=np.float32)
 
 
+class ShowHoldings:
+    """The images in the show's hands, which a restarted backstage must not generate or lose again.
+
+    The inbox is first in, first out, and the show counts what it takes (``ShowSnapshot.taken``): so
+    the images handed to the inbox and not yet taken are the last ``handed - taken`` ones, and with
+    the snapshot's ``held`` (taken and not yet retired) that is everything the show holds.
+
+    Threads: the receive thread calls ``handed``, the publish thread ``seen``, a restart ``now``;
+    one lock, held for a few list operations.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_inbox: deque[str] = deque()
+        self._handed = 0  # images handed to the inbox since the show started
+        self._held: tuple[str, ...] = ()
+
+    def handed(self, image_id: str) -> None:
+        with self._lock:
+            self._in_inbox.append(image_id)
+            self._handed += 1
+
+    def seen(self, snapshot: ShowSnapshot) -> None:
+        with self._lock:
+            self._held = snapshot.held
+            while self._in_inbox and self._handed - len(self._in_inbox) < snapshot.taken:
+                self._in_inbox.popleft()
+
+    def now(self) -> tuple[str, ...]:
+        with self._lock:
+            return (*self._held, *self._in_inbox)
+
+
 @dataclass(frozen=True)
 class _Link:
     """One backstage child and the pipe to it; replaced whole on a restart, so a reader sees one or the other."""
@@ -359,6 +395,7 @@ class BackstageProcess:
         self._threads: list[threading.Thread] = []
         self._received = 0
         self._last_proc: multiprocessing.process.BaseProcess | None = None  # also one that failed at start
+        self.holdings = ShowHoldings()
         self.restarts = 0
 
     @property
@@ -384,7 +421,8 @@ class BackstageProcess:
     def _launch(self) -> _Link:
         ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
         conn, child_conn = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(child_conn, self.cfg, self.join_url, self._probe),
+        held = self.holdings.now()  # a restarted backstage resumes around what the show already holds
+        proc = ctx.Process(target=_child, args=(child_conn, self.cfg, self.join_url, self._probe, held),
                            name="stagecraft-backstage", daemon=True)
         self._last_proc = proc
         proc.start()
@@ -484,6 +522,7 @@ class BackstageProcess:
         """The show side's one dispatcher (the receive thread)."""
         match msg:
             case ImageOut(image):
+                self.holdings.handed(image.id)
                 self.inbox.images.put(image)
                 self._received += 1
             case CommandOut(command):
@@ -533,6 +572,7 @@ class BackstageProcess:
             now_snap = board.read()
             if now_snap is not snap:
                 snap = now_snap
+                self.holdings.seen(snap)
                 out.put(SnapshotIn(snap, received))
             if board.catalog() is not catalog:
                 catalog = board.catalog()

@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 
 class Backstage:
     def __init__(self, cfg: Config, inbox: Inbox, board: StateBoard, join_url: str = "",
-                 journal: Journal | None = None, serve: bool = True, live: LiveAudio | None = None) -> None:
+                 journal: Journal | None = None, serve: bool = True, live: LiveAudio | None = None,
+                 held_by_show: tuple[str, ...] = ()) -> None:
         self.cfg = cfg
+        self.held_by_show = held_by_show  # images the show still holds from a backstage that died
         self.inbox = inbox
         self.board = board
         self.join_url = join_url
@@ -161,7 +163,7 @@ class Backstage:
         self._demo_wanted = asyncio.Event()
         try:
             self.parts = await assemble(self.cfg, self.inbox, self.board, self._pool, self.journal, self.join_url,
-                                        self.vj_token, self.serve, self.live)
+                                        self.vj_token, self.serve, self.live, self.held_by_show)
         except Exception as err:
             self.failure = err
             self._ready.set()

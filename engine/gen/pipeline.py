@@ -67,6 +67,7 @@ class Pipeline:
         self._wake.set()
 
     async def run(self) -> None:
+        await self._hand_again()
         workers = [asyncio.create_task(self._worker(), name=f"generate-{i}")
                    for i in range(self.cfg.generation.in_flight)]
         watcher = asyncio.create_task(self._watch_show(), name="watch-show")
@@ -75,6 +76,24 @@ class Pipeline:
         finally:
             for t in (*workers, watcher):
                 t.cancel()
+
+    async def _hand_again(self) -> None:
+        """After a restart: images made before it that never reached the show go to it now, from the journal,
+        instead of being generated (and paid for) again."""
+        loop = asyncio.get_running_loop()
+        for prompt, stored in self.ledger.take_rehand():
+            data = await self.ledger.image_bytes(stored.id)
+            try:
+                if data is None:
+                    raise GenerationError(FailureKind.UNAVAILABLE, "its file is gone")
+                snap = self.board.read()
+                pixels = await loop.run_in_executor(self.pool, prepare, GeneratedImage(data=data), snap.size,
+                                                    self.cfg.render.max_image_size, self.cfg.show.fit)
+            except GenerationError as err:
+                self.report(f"image {stored.id} of {prompt.id} cannot be handed again: {err.vj_message}")
+                self.ledger.finish(prompt, State.FAILED, "The image could not be made. Please try again.")
+                continue
+            self.inbox.images.put(ShowImage(stored.id, pixels, caption=prompt.text))
 
     # --- generating -------------------------------------------------------------
     async def _worker(self) -> None:

@@ -108,6 +108,7 @@ class ShowLoop:
         self._preview_failed = False
         self._preview_unwatched = False
         self._urgent_upload = False
+        self.images_taken = 0  # taken from the inbox since the start (the bridge counts what is still in it)
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -347,6 +348,7 @@ class ShowLoop:
                 image = self.inbox.images.get_nowait()
             except queue.Empty:
                 return
+            self.images_taken += 1
             try:
                 self.uploader.start(image)
             except EngineError as err:
@@ -396,6 +398,12 @@ class ShowLoop:
     def queue_len(self) -> int:
         return self.inbox.images.qsize() + int(self.uploader.busy) + self.director.ready_count
 
+    def held_ids(self) -> tuple[str, ...]:
+        """The images the show has taken from its inbox and not yet let go (a restarted backstage needs them)."""
+        uploading = self.uploader.image_id
+        held = self.director.held_ids()
+        return (*held, uploading) if uploading is not None else held
+
     def _publish(self, now: float) -> None:
         d = self.director
         s = self._stats
@@ -421,6 +429,8 @@ class ShowLoop:
                 transition=self.compositor.transition,
                 shader_errors=self._shader_errors(),
                 audio=self.audio_line,
+                held=self.held_ids(),
+                taken=self.images_taken,
             )
         )
 

@@ -70,6 +70,11 @@ class Uploader:
     def busy(self) -> bool:
         return self._image is not None
 
+    @property
+    def image_id(self) -> str | None:
+        """The image being uploaded, if any."""
+        return self._image.id if self._image is not None else None
+
     def check(self, image: ShowImage) -> None:
         limit = self.slots.size
         if image.width > limit or image.height > limit:
