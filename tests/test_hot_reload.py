@@ -11,7 +11,8 @@ import moderngl
 import pytest
 
 from engine.commands import Action, Command
-from engine.contract import Inbox
+from engine.contract import Inbox, ShaderProblem
+from engine.render.overlay import hud_lines
 from engine.render.show_loop import ShowLoop
 from engine.shaders.watch import ShaderWatcher
 from tests.fakes import RED, TEST_SHADERS, make_config, pixels, solid, target
@@ -89,15 +90,38 @@ def test_break_then_fix_the_active_shader(running: tuple[ShowLoop, moderngl.Fram
     assert float(pixels(fb)[2, 2, 1]) == pytest.approx(dark, abs=2)  # same vignette strength, now in green
 
 
-def test_new_file_appears_and_deleted_active_effect_is_skipped(
-    running: tuple[ShowLoop, moderngl.Framebuffer], folder: Path
-) -> None:
-    """A new file joins the library; deleting the active effect leaves the chain running without it."""
+def test_new_file_joins_the_library(running: tuple[ShowLoop, moderngl.Framebuffer], folder: Path) -> None:
+    """A file saved into the folder becomes an effect the VJ can pick."""
     show, fb = running
     shutil.copy(TEST_SHADERS / "feedback.fs", folder / "feedback.fs")
     frames_until(show, fb, lambda: "feedback" in show.library.effects())
-    (folder / "vignette.fs").unlink()
-    frames_until(show, fb, lambda: "vignette" not in show.library.effects())
+    assert not show.board.read().shader_errors
+
+
+def test_delete_then_restore_the_active_effect(running: tuple[ShowLoop, moderngl.Framebuffer], folder: Path) -> None:
+    """Deleted: the effect keeps drawing and the VJ is told its file is missing; restored: the error
+    clears and the parameter value the VJ had set is kept."""
+    show, fb = running
+    show.inbox.commands.put(Command(Action.PARAM, 0.9, name="vignette", key="amount"))
+    show.frame(0.5, fb)
+    dark = corner(fb)
+    assert dark < 100  # without the effect the corner is plain red (255)
+
+    path = folder / "vignette.fs"
+    good = path.read_text()
+    path.unlink()
+    frames_until(show, fb, lambda: bool(show.board.read().shader_errors))
+    missing = ShaderProblem(str(path), None, "file is missing; the last good version is running")
+    snap = show.board.read()
+    assert snap.shader_errors == (missing,) and "vignette" in snap.effects
+    assert f"! {missing}" in hud_lines(snap, "http://127.0.0.1:3000")
+    assert {s.name: s.error for s in show.board.catalog()}["vignette"] == str(missing)
     show.frame(5.0, fb)
-    assert corner(fb) > 250  # plain red: no effect drawn
-    assert show.board.read().frame > 0 and not show.errors
+    assert corner(fb) == pytest.approx(dark, abs=2)  # still drawn, by the last good program
+
+    path.write_text(good)
+    frames_until(show, fb, lambda: not show.board.read().shader_errors)
+    assert show.library.get("vignette").params.get("amount") == 0.9  # type: ignore[union-attr]
+    assert {s.name: s.error for s in show.board.catalog()}["vignette"] is None
+    show.frame(6.0, fb)
+    assert corner(fb) == pytest.approx(dark, abs=2)

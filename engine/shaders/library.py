@@ -2,8 +2,12 @@
 
 Lives on the render thread (it compiles). Changes reported by the watcher are
 applied between frames; a file that fails to parse or compile keeps its last
-good program running and carries the error until it is fixed. Parameter values
-belong to the library entry, not to the program, so they survive reloads.
+good program running and carries the error until it is fixed. A file that goes
+missing (deleted, or moved away for a moment by an editor's save) is treated the
+same way: its entry stays, running its last good program with a "missing" error,
+until the file comes back; only a shader that never loaded leaves the library.
+Parameter values belong to the library entry, not to the program, so they
+survive reloads and absences (see ``ParamStore.adapt`` for how they are refitted).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WATCHED_SUFFIXES = (*SHADER_SUFFIXES, ".vs", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 PROBE_SIZE = (64, 36)
+MISSING = "file is missing; the last good version is running"
 
 
 @dataclass
@@ -75,8 +80,12 @@ class ShaderLibrary:
         name = shader_name(path)
         entry = self.entries.get(name)
         if entry is not None and entry.path.resolve() != path.resolve():
-            log.warning("%s: a shader named %s already exists (%s); this file is ignored", path, name, entry.path)
-            return entry
+            if entry.path.is_file():
+                log.warning("%s: a shader named %s already exists (%s); this file is ignored", path, name, entry.path)
+                return entry
+            # Its own file is gone (renamed to another shader suffix?): this file takes over, values and all.
+            log.info("shader %s now comes from %s (%s is missing)", name, path, entry.path)
+            entry.path = path
         if entry is None:
             entry = ShaderEntry(name, path)
             self.entries[name] = entry
@@ -89,7 +98,7 @@ class ShaderLibrary:
             log.error("shader %s", err)
             return entry
         try:
-            program.check_sizes(PROBE_SIZE, entry.params.values())
+            program.check_sizes(PROBE_SIZE, entry.params.fitted(source.inputs))
         except ShaderError as err:
             program.release()
             entry.error = err
@@ -104,13 +113,20 @@ class ShaderLibrary:
         return entry
 
     def remove(self, path: Path) -> None:
+        """The file is gone: a shader that ever loaded keeps running, flagged missing; one that never did leaves.
+
+        Removing a live effect would silently drop it from the picture mid-show, and lose the
+        VJ's values if the file comes back (an editor that saves by moving the file away first).
+        """
         entry = self.entries.get(shader_name(path))
         if entry is None or entry.path.resolve() != path.resolve():
             return
-        if entry.program is not None:
-            entry.program.release()
-        del self.entries[entry.name]
         self.generation += 1
+        if entry.program is not None:
+            entry.error = ShaderError(str(path), None, MISSING)
+            log.error("shader %s", entry.error)
+            return
+        del self.entries[entry.name]
         log.info("shader %s removed", entry.name)
 
     def apply_changes(self, paths: Iterable[Path]) -> None:

@@ -1,8 +1,11 @@
 """Live parameter values of one shader, kept across reloads of its file.
 
 Values are checked against the shader's INPUTS when set, and re-fitted when the
-file changes: a value survives as long as its input does, clamped into the new
-range; a changed type falls back to the new default.
+file changes: a value the VJ set survives as long as its input does with the
+same type, clamped into the new range; a removed input takes its value with it
+and a changed type (or a value the new input cannot take) falls back to the new
+default. A value the VJ never set follows the file's DEFAULT, so editing the
+default in the file shows on the next save.
 """
 
 from __future__ import annotations
@@ -75,16 +78,34 @@ class ParamStore:
         self._values: dict[str, Value] = {}
         self._inputs: dict[str, Input] = {}
         self._fired: set[str] = set()
+        self._set: set[str] = set()  # names the VJ has set: only these outlive a change of DEFAULT
+
+    def fitted(self, inputs: Iterable[Input]) -> dict[str, Value]:
+        """The values this store would hold for ``inputs``, without changing it (a reload checks them first)."""
+        out: dict[str, Value] = {}
+        for inp in inputs:
+            if inp.is_param:
+                kept = self._kept(inp)
+                out[inp.name] = _default(inp) if kept is None else kept
+        return out
+
+    def _kept(self, inp: Input) -> Value | None:
+        """The VJ's value refitted to ``inp`` (its new range), or None: never set, new type, or not allowed now."""
+        old_input = self._inputs.get(inp.name)
+        if inp.name not in self._set or old_input is None or old_input.type is not inp.type:
+            return None
+        try:
+            return coerce_value(inp, self._values.get(inp.name))
+        except ParamError:  # e.g. a LONG whose value is no longer one of its VALUES
+            return None
 
     def adapt(self, inputs: Iterable[Input]) -> None:
-        """Fit stored values to a (re)loaded shader's inputs."""
-        self._inputs = {i.name: i for i in inputs if i.is_param}
-        for name, inp in self._inputs.items():
-            old = self._values.get(name)
-            try:
-                self._values[name] = coerce_value(inp, old) if old is not None else _default(inp)
-            except ParamError:
-                self._values[name] = _default(inp)
+        """Fit stored values to a (re)loaded shader's inputs; values of removed inputs are dropped."""
+        new_inputs = {i.name: i for i in inputs if i.is_param}
+        values = self.fitted(new_inputs.values())
+        self._set = {n for n, i in new_inputs.items() if self._kept(i) is not None}
+        self._values, self._inputs = values, new_inputs
+        self._fired &= {n for n, i in new_inputs.items() if i.type is InputType.EVENT}
 
     def set(self, name: str, value: object) -> Value:
         """Set one parameter; an event fires for the next frame only."""
@@ -98,6 +119,7 @@ class ParamStore:
                 self._fired.add(name)
             return v
         self._values[name] = v
+        self._set.add(name)
         return v
 
     def get(self, name: str) -> Value | None:
