@@ -7,9 +7,11 @@ They share nothing but what they are handed; each sleeps between rounds and neve
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -32,6 +34,7 @@ GC_THRESHOLDS = (700, 10, 1_000_000_000)  # gen0 and gen1 as CPython's defaults;
 FULL_GC_PERIOD_S = 300.0
 FULL_GC_MAX_S = 900.0
 QUIET_S = 3.0  # no prompt for this long: a good moment for a full collection
+TRIM_PERIOD_S = 30.0
 DEMO_PROMPTS = (
     "aurora over a frozen lake", "neon city in the rain", "a forest of glowing mushrooms", "desert dunes at dusk",
     "a whale swimming through stars", "a crystal cave full of light", "ocean waves in a storm", "a field of sunflowers",
@@ -56,6 +59,32 @@ async def collect_garbage(last_prompt_at: Callable[[], float], clock: Callable[[
             last = clock()
             log.debug("full garbage collection: %d objects freed in %.0f ms", found,
                       (time.perf_counter() - started) * 1000)
+
+
+def release_free_memory() -> bool:
+    """Hand freed heap back to the system (glibc's ``malloc_trim``); False where there is no such call.
+
+    Images are made and decoded on worker threads, and glibc gives each thread an arena of its own
+    that keeps its freed pages: a burst of procedural images (a Stability outage) left the backstage at
+    209 MB instead of 70 MB for the rest of the show. Trimming returns them.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        return False
+    return True
+
+
+async def trim_memory(pool: Executor, period: float = TRIM_PERIOD_S) -> None:
+    """Every ``period`` seconds, free heap goes back to the system (in the pool: it can take a few ms)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(period)
+        if not await loop.run_in_executor(pool, release_free_memory):
+            return
 
 
 async def flush_positions(ledger: Ledger) -> None:

@@ -36,7 +36,7 @@ from engine.net.vj_auth import new_token
 from engine.store import Journal
 
 from .assembly import Parts, assemble
-from .chores import collect_garbage, demo_images, flush_positions, paint_hud
+from .chores import collect_garbage, demo_images, flush_positions, paint_hud, trim_memory
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ class Backstage:
             ("hud", paint_hud(self.board, self.inbox, self._pool, self.join_url, self._hud_lines)),
             ("gc", collect_garbage(lambda: ledger.last_prompt_at)),
             ("positions", flush_positions(ledger)),
+            ("trim", trim_memory(self._pool)),
             ("demo", demo_images(cfg, parts.generators[1], self._demo_wanted, ledger, self.board, self.inbox,
                                         controls.report)),
         ]
