@@ -470,3 +470,185 @@ def test_normalise_makes_lookalikes_equal(text: str) -> None:
 def test_normalise_is_idempotent(text: str) -> None:
     """Normalising twice changes nothing more."""
     assert normalise(normalise(text)) == normalise(text)
+
+
+# --- entries that match inside words -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "text"), [("*evil*", "a supereviltron"), ("evil*", "evilness"), ("*evil", "a devil")]
+)
+def test_star_entry_matches_inside_a_word(entry: str, text: str) -> None:
+    """``*`` at an end lets the entry match inside a longer word, on that side."""
+    assert blocked(Moderator([entry]), text) == entry
+
+
+@pytest.mark.parametrize(("entry", "text"), [("evil*", "a devil"), ("*evil", "evilness"), ("evil*", "medieval")])
+def test_star_entry_keeps_its_other_end_whole(entry: str, text: str) -> None:
+    """``evil*`` must start a word and ``*evil`` end one: ``devil`` is no ``evil*``."""
+    assert Moderator([entry]).check(text).allowed
+
+
+def test_star_entry_inside_a_disguised_compound() -> None:
+    """A compound is read like any word: leet, look-alikes, full-width letters."""
+    assert blocked(Moderator(["*evil*"]), "ｓｕｐｅｒ3ｖ1ｌｔｒｏｎ") == "*evil*"
+
+
+def test_plain_entry_still_needs_a_whole_word(mod: Moderator) -> None:
+    """Without a ``*`` an entry inside a longer word does not match (``class`` is no ``ass``)."""
+    assert mod.check("notbadwordy").allowed
+
+
+# --- allowed text -------------------------------------------------------------------------
+
+
+def test_allowed_word_passes() -> None:
+    """A ``!`` line is an innocent word that contains an entry: it passes."""
+    assert Moderator(["*evil*", "!devil"]).check("a Devil's night").allowed
+
+
+def test_allowed_word_with_a_short_ending_passes() -> None:
+    """Up to two more letters are part of the allowed word (plurals, ``-ed``, ``-ly``)."""
+    assert Moderator(["*evil*", "!devil"]).check("devils on stage").allowed
+
+
+def test_allowed_word_glued_to_an_entry_is_refused() -> None:
+    """A longer word is judged on its own: an allowed word is no cover for what follows it."""
+    assert blocked(Moderator(["*evil*", "!devil"]), "devilevil") == "*evil*"
+
+
+def test_allowed_word_does_not_hide_an_entry_beside_it() -> None:
+    """Only the allowed word is blanked out: the entry next to it is still refused."""
+    assert blocked(Moderator(["*evil*", "!devil"]), "devil and evil") == "*evil*"
+
+
+def test_allowed_word_is_spelled_as_listed() -> None:
+    """Stretched letters are no allowed word: ``deeevil`` is refused."""
+    assert blocked(Moderator(["*evil*", "!devil"]), "deeevil") == "*evil*"
+
+
+def test_allowed_phrase_keeps_innocent_neighbours_apart() -> None:
+    """``!goof ball`` lets two words stand apart that would otherwise be joined into an entry."""
+    assert Moderator(["*goofball*", "!goof ball"]).check("a goof ball game").allowed
+
+
+def test_allowed_phrase_is_no_cover_for_another_split() -> None:
+    """The same letters split elsewhere are still joined and refused."""
+    assert blocked(Moderator(["*goofball*", "!goof ball"]), "goo fball") == "*goofball*"
+
+
+def test_allowed_lines_are_not_entries() -> None:
+    """``!`` lines are listed apart, without their mark; empty ones are dropped."""
+    mod = Moderator(["badword", "!badwordy", "!", "! "])
+    assert (mod.entries, mod.allowed) == (("badword",), ("badwordy",))
+
+
+def test_builtin_allowed_words_pass(builtin: Moderator) -> None:
+    """Every allowed word of the built-in list, typed as is, passes the built-in list."""
+    assert [text for text in builtin.allowed if not builtin.check(text).allowed] == []
+
+
+# --- words split anywhere ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["badw ord", "bad word", "badwo rd"])
+def test_word_a_star_entry_covers_is_joined_from_any_split(text: str) -> None:
+    """A word that contains a ``*`` entry is distinctive: split anywhere, it is joined back."""
+    assert blocked(Moderator(["*dwo*", "badword"]), text) == "badword"
+
+
+def test_star_entry_is_joined_from_any_split() -> None:
+    """A ``*`` entry itself is joined from pieces of any size."""
+    assert blocked(Moderator(["*goofball*"]), "goof ball") == "*goofball*"
+
+
+def test_joined_pieces_must_spell_the_whole_word() -> None:
+    """Pieces are joined only into exactly an entry: an entry across a word's edge is no match."""
+    assert Moderator(["*goofball*"]).check("agoof balls").allowed
+
+
+@pytest.mark.parametrize("text", ["ev ilthing", "evilth ing", "e vil thing", "evi lthi ng"])
+def test_phrase_is_joined_from_any_split(text: str) -> None:
+    """A phrase matches whatever its letters' spacing."""
+    assert blocked(Moderator(["evil thing"]), text) == "evil thing"
+
+
+# --- censoring marks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["b*dword", "b**word", "b#dw#rd", "b@dw*rd", "bad.ord", "b-dword", "b_dword"])
+def test_censoring_marks_stand_for_letters(text: str) -> None:
+    """Each mark inside a word stands for one letter of an entry."""
+    assert blocked(Moderator(["badword"]), text) == "badword"
+
+
+@pytest.mark.parametrize("text", ["a****", "b*****d", "*adword", "badwor*", "b**w**d"])
+def test_marks_hiding_too_much_match_nothing(text: str) -> None:
+    """Marks must be inside the word, at most three, with two real letters or more."""
+    assert Moderator(["badword"]).check(text).allowed
+
+
+def test_hard_marks_need_two_real_letters() -> None:
+    """``*`` and ``#`` are only typed to censor: two real letters are enough."""
+    assert blocked(Moderator(["abc"]), "a*c") == "abc"
+
+
+@pytest.mark.parametrize("text", ["a.c", "a-c", "a_c", "A.C."])
+def test_soft_marks_need_three_real_letters(text: str) -> None:
+    """``.``, ``-``, ``_`` are also punctuation: initials such as ``A.C.`` are not a censored word."""
+    assert Moderator(["abc"]).check(text).allowed
+
+
+def test_soft_marks_with_three_real_letters_censor() -> None:
+    """With three real letters a dot inside a word is read as a hidden letter."""
+    assert blocked(Moderator(["abcd"]), "a.cd") == "abcd"
+
+
+def test_marks_count_one_letter_each() -> None:
+    """A mark is one letter: too many or too few marks for the entry match nothing."""
+    assert (Moderator(["badword"]).check("b*word").allowed, Moderator(["badword"]).check("b***dword").allowed) == (
+        True,
+        True,
+    )
+
+
+# --- near-spellings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["qvack", "gvacc", "quakk", "qu4ck"])
+def test_look_alike_letters(text: str) -> None:
+    """v reads u, q reads g, k reads c: ``qvack`` is ``quack``."""
+    assert blocked(Moderator(["quack"]), text) == "quack"
+
+
+def test_ck_is_a_double_letter() -> None:
+    """``ck`` folds to a double ``c``: one ``k`` alone is another word (``jak`` is no ``jack``)."""
+    mod = Moderator(["jack"])
+    assert (mod.check("jak").allowed, mod.check("jakk").allowed, mod.check("jacc").allowed) == (True, False, False)
+
+
+@pytest.mark.parametrize("text", ["phluff", "f l u f f", "p.h.l.u.f.f"])
+def test_ph_reads_f(text: str) -> None:
+    """``ph`` is read as ``f``, also when dots split its letters."""
+    assert blocked(Moderator(["fluff"]), text) == "fluff"
+
+
+def test_ph_in_an_entry_matches_f() -> None:
+    """An entry spelled with ``ph`` matches a prompt that spells it with ``f``."""
+    assert blocked(Moderator(["graph"]), "a graf") == "graph"
+
+
+def test_z_stands_for_s_one_way() -> None:
+    """A prompt's ``z`` may be an ``s`` (``mezz``), but an entry's ``z`` is never an ``s``."""
+    assert (Moderator(["mess"]).check("mezz").allowed, Moderator(["buzz"]).check("buss").allowed) == (False, True)
+
+
+def test_entry_needing_longer_runs_is_reported() -> None:
+    """When two entries read alike, the one the prompt spells more fully is reported."""
+    assert [blocked(Moderator(["jac", "jack"]), t) for t in ("jack", "jac")] == ["jack", "jac"]
+
+
+def test_user_file_with_star_and_allowed_lines(tmp_path: Path) -> None:
+    """A venue's file may use ``*`` entries and ``!`` lines like the built-in one."""
+    mod = Moderator.from_files(builtin=False, user_file=_write(tmp_path / "words.txt", "*evil*\n!devil\n"))
+    assert [mod.check(t).allowed for t in ("medievil", "devil", "evil")] == [False, True, False]
