@@ -37,6 +37,8 @@ def run(opts: ShowOptions, headless: bool) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if isinstance(backstage, BackstageProcess):
+            backstage.begin_shutdown()  # first: a child that dies from here on is not a crash to restart
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
@@ -51,6 +53,7 @@ def run(opts: ShowOptions, headless: bool) -> None:
         log.info("show journal and images in %s", journal.folder)
         backstage = Backstage(opts.cfg, opts.inbox, opts.board, opts.join_url, journal=journal, live=opts.live)
     opts.request_image = backstage.request_image
+    opts.pair = backstage.pair
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher = None
     try:

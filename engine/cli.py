@@ -80,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_check_shaders_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m engine check-shaders",
+        usage="%(prog)s [-h] PATH...",
+        description="Lint shaders before a show: parse, compile and draw each one frame in a headless context. "
+                    "One line per file (ok PATH, or FAIL PATH:LINE: message), then a count; "
+                    "exit code 0 only if every file passes.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="a shader file, or a folder to search for them")
+    return p
+
+
+def check_shaders_paths(argv: Sequence[str]) -> list[str]:
+    """The paths ``check-shaders`` was given; a UsageError for an unknown flag or none at all."""
+    paths: list[str] = build_check_shaders_parser().parse_args(argv).paths
+    if not paths:
+        raise UsageError("expected at least one PATH")
+    return paths
+
+
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -124,10 +144,15 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check-shaders":
+        try:
+            paths = check_shaders_paths(argv[1:])
+        except UsageError as err:
+            print(f"error: {err} (see python -m engine check-shaders --help)", file=sys.stderr)
+            return EXIT_USAGE
         setup_logging("warning")
         from engine.shaders.check import run as check_shaders
 
-        return check_shaders(argv[1:])
+        return check_shaders(paths)
     if argv and argv[0] == "devices":
         from engine.audio.input import list_devices
 

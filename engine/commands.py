@@ -28,6 +28,8 @@ class Action(StrEnum):
     BPM = "bpm"  # value: lock the tempo at this bpm; 0 or none unlocks (back to detection)
     NUDGE = "nudge"  # value: move the beat phase by this many seconds
     RESYNC = "resync"  # the beat is now
+    PAIR = "pair"  # a one-time code to log in to the control page, on the show machine's console only
+    HOLD = "hold"  # value: seconds an image stays (the line's pace, from the backstage); none: [show] hold
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ KEY_BINDINGS: dict[str, Action] = {
     "ESCAPE": Action.ESCAPE,
     "_0": Action.CLEAR_EFFECTS,
     "T": Action.TAP,
+    "P": Action.PAIR,
 }
 
 

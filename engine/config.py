@@ -9,6 +9,7 @@ root documents each key for users; a test keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import tomllib
 import typing
@@ -50,6 +51,7 @@ StabilityEndpoint = Literal["core", "ultra", "sd3"]
 Sd3Model = Literal["sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class WindowConfig:
 class ShowConfig:
     transition: float = knob(2.0, min=0.0, max=60.0, doc="transition duration, seconds")
     hold: float = knob(8.0, min=0.0, max=3600.0, doc="least time an image stays before the next")
+    hold_min: float = knob(3.0, min=0.0, max=3600.0, doc="shortest hold when the line is long (see max_wait)")
+    max_wait: float = knob(180.0, min=0.0, max=86400.0,
+                           doc="target seconds from a prompt to the screen: the hold shrinks as the line grows; "
+                               "0 = always [show] hold")
     fit: Fit = knob("letterbox", doc="how images meet the screen's shape")
     blackout_fade: float = knob(1.0, min=0.0, max=30.0, doc="seconds to fade to black and back")
     transition_on: Literal["time", "beat", "bar"] = knob("time", doc="start transitions on a beat or a bar")
@@ -91,6 +97,10 @@ class AudienceConfig:
     moderation: Literal["auto", "approve"] = knob("auto", doc="auto: blocklist only; approve: the VJ approves too")
     blocklist_file: str = knob("", doc="extra blocked words or phrases, one per line")
     feed: bool = knob(False, doc="send the prompts on screen to every phone")
+    max_phones: int = knob(10000, min=10, max=1000000, doc="phones remembered at most; then idle ones are forgotten")
+    max_phones_per_ip: int = knob(300, min=1, max=1000000, doc="phones remembered per address; new ids past it wait")
+    phone_memory: float = knob(1800.0, min=1.0, max=86400.0, doc="seconds an idle phone's history is kept")
+    ban_memory: float = knob(600.0, min=0.0, max=86400.0, doc="seconds new ids on a banned phone's address are banned")
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,14 @@ class ServerConfig:
     max_connections: int = knob(12000, min=1, max=1000000, doc="WebSocket connections in all")
     idle_timeout: float = knob(120.0, min=1.0, max=86400.0, doc="seconds of silence before a phone is dropped")
     handshake_timeout: float = knob(10.0, min=1.0, max=120.0, doc="seconds to finish the HTTP/WebSocket opening")
+    max_handshakes_per_ip: int = knob(8, min=1, max=10000, doc="openings one address may have unfinished at once")
+    max_handshakes: int = knob(1024, min=1, max=100000, doc="unfinished openings in all")
     max_errors: int = knob(10, min=1, max=1000, doc="bad messages in 10 s before a client is disconnected")
+    messages_per_s: float = knob(5.0, min=0.1, max=10000.0, doc="messages a second one connection may send")
+    messages_burst: int = knob(20, min=1, max=100000, doc="messages a connection may send at once; more "
+                               "dropped in 10 s close it")
+    messages_per_s_per_ip: float = knob(20.0, min=0.1, max=100000.0, doc="messages a second from one address")
+    messages_burst_per_ip: int = knob(80, min=1, max=1000000, doc="messages one address may send at once")
     backstage: Literal["process", "thread"] = knob(
         "process", doc="run the server, audience and generators in their own process, or as a thread")
     backstage_nice: int = knob(0, min=0, max=19, doc="how much the backstage process yields the CPU to the show")
@@ -189,6 +206,21 @@ class OscConfig:
     host: str = knob("127.0.0.1", doc="address the OSC listener binds; 0.0.0.0 for controllers on the LAN")
     port: int = knob(9000, min=1, max=65535, doc="OSC listening port (UDP)")
     target: str = knob("", doc='send beats and state to "host:port"; empty: send nothing')
+    allow: tuple[str, ...] = knob((), doc="addresses or networks (CIDR) that may send OSC; empty: this machine only")
+
+    def __post_init__(self) -> None:
+        self.networks()  # a bad entry stops the engine at start, named, like any other bad value
+
+    def networks(self) -> tuple[IpNetwork, ...]:
+        """``allow`` parsed: a bare address is a network of one."""
+        nets = []
+        for entry in self.allow:
+            try:
+                nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ConfigError("[osc] allow", f"got {entry!r}, expected an address or a network "
+                                  "such as 192.168.1.0/24, 10.0.0.7 or fd00::/8") from None
+        return tuple(nets)
 
 
 @dataclass(frozen=True)

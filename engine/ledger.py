@@ -29,7 +29,7 @@ from engine.contract import State
 from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
 from engine.gen.images import image_url
-from engine.net.audience import NOT_THIS_TIME, Audience, Outbox, Prompt
+from engine.net.audience import NO_ADDRESS, NOT_THIS_TIME, Audience, Outbox, Prompt
 from engine.net.protocol import PromptStatus
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class Ledger:
         self._stored: dict[str, StoredImage] = {}  # this show's stored images by id (gallery and re-show)
         self.last_image: str | None = None  # the newest stored image (image-to-image from the previous one)
         self._rehand: list[tuple[Prompt, StoredImage]] = []
+        self.hold: float | None = None  # the line's pace now (seconds an image holds), when it has been set
 
     @property
     def prompts(self) -> Mapping[str, Prompt]:
@@ -209,20 +210,31 @@ class Ledger:
 
     def ban(self, client_id: str) -> Step:
         """No more prompts from this phone this show; its waiting prompts are refused."""
-        out = self.audience.ban(client_id)
-        writes = [w for _c, s in out for w in self._refusal(s.id, s.reason)]
+        return self._banned(self.audience.ban(client_id))
+
+    def ban_address(self, ip: str) -> Step:
+        """No more prompts from this address this show (every phone behind it); its waiting prompts are refused."""
+        return self._banned(self.audience.ban_address(ip))
+
+    def _banned(self, out: Outbox) -> Step:
+        # The outbox also tells other phones their new places in line: only the refused are written as such.
+        writes = [w for _c, s in out if s.state is State.REJECTED for w in self._refusal(s.id, s.reason)]
         return self._emit(out, writes)
 
     def move(self, prompt_id: str, to: int) -> Step:
         return self._emit(self.audience.move(prompt_id, to))
 
     def operate(self, op: str, prompt_id: str, reason: str | None = None, to: int = 0) -> Step:
-        """One control-page operation on a prompt by id: approve, reject, remove, move or ban."""
+        """One control-page operation on a prompt by id: approve, reject, remove, move, ban or ban_address."""
         prompt = self.audience.prompts.get(prompt_id)
         if prompt is None:
             raise LedgerError("not_found", "No such prompt (it may have been served already).")
         if op == "ban":
             return self.ban(prompt.client_id)
+        if op == "ban_address":
+            if prompt.ip in NO_ADDRESS:
+                raise LedgerError("failed", "That prompt's address is not known (it came from the journal or the VJ).")
+            return self.ban_address(prompt.ip)
         if op == "move":
             return self.move(prompt_id, to)
         if op == "remove":

@@ -20,6 +20,7 @@ class ShowOptions:
     inbox: Inbox = field(default_factory=Inbox)
     board: StateBoard = field(default_factory=StateBoard)
     request_image: Callable[[], None] = lambda: None
+    pair: Callable[[], None] = lambda: None  # P: a pairing code for the control page, on the console
     live: LiveAudio | None = None
     frames: int | None = None
     snapshot: Path | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from engine.config import AudienceConfig
-from engine.net.audience import DUPLICATE, QUEUE_FULL, TOO_MANY, Audience, Outbox
+from engine.net.audience import BANNED, DUPLICATE, QUEUE_FULL, TOO_MANY, Audience, Outbox, Remembered
 from engine.net.protocol import PromptStatus, State
 from tests.fakes import FakeClock
 
@@ -251,3 +251,177 @@ def test_queued_count_follows_every_way_in_and_out() -> None:
     a.remove(ids["c2"])
     a.ban("a")
     assert a.queued_count == sum(1 for p in a.prompts.values() if p.state is State.QUEUED) == len(a.line()) == 2
+
+
+# --- bounded memory ------------------------------------------------------------------------------
+FLOOD_BYTES_PER_PHONE = 4 * 1024  # README, "The audience": a phone of a flood of made-up ids, at most
+
+
+def flood(a: Audience, clock: FakeClock, ids: int, addresses: int = 1, prompts: int = 1,
+          word: str = "nonsense ") -> None:
+    """``ids`` made-up client ids (as long as the page's) spread over ``addresses``, each sending ``prompts``
+    prompts of the longest length; one id string per phone, as one connection has."""
+    for i in range(ids):
+        clock.now += 0.001
+        client_id, ip = f"made-up-{i:016d}", f"6.6.{i % addresses // 256}.{i % addresses % 256}"
+        for k in range(prompts):
+            a.submit(client_id, ip, (f"{k} {i} " + word * 40)[: a.cfg.max_length])
+
+
+def test_fifty_thousand_ids_from_one_address_stay_under_the_ceiling() -> None:
+    """One address, 50,000 ids: at most max_phones_per_ip phones, each with a few prompts, and few buckets."""
+    clock = FakeClock(100.0)
+    a = audience(clock)
+    flood(a, clock, 50_000)
+    kept = a.remembered()
+    assert kept.phones <= a.cfg.max_phones_per_ip
+    assert kept.prompts <= kept.phones * 3 and kept.buckets <= 2 * a.cfg.burst * 4
+
+
+def test_a_refused_new_id_leaves_nothing_behind() -> None:
+    """Past the address's ceiling a new id hears why, and is not remembered at all."""
+    from engine.net.audience import TOO_MANY_PHONES
+
+    clock = FakeClock(100.0)
+    a = audience(clock, max_phones_per_ip=2)
+    a.submit("phone-1", "6.6.6.6", "one")
+    a.submit("phone-2", "6.6.6.6", "two")
+    before = a.remembered()
+    s = last_state(a.submit("phone-3", "6.6.6.6", "three"), "phone-3")
+    assert (s.state, s.reason) == (State.REJECTED, TOO_MANY_PHONES) and s.retry_after
+    assert a.remembered() == before and a.statuses_for("phone-3") == []
+
+
+def test_a_flood_of_made_up_ids_stays_under_the_stated_memory_ceiling() -> None:
+    """Measured: ids past max_phones, each flooding refused prompts in a non-Latin script, cost under 4 KB a phone."""
+    import gc
+    import tracemalloc
+
+    clock = FakeClock(100.0)
+    a = audience(clock, max_phones=1000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        flood(a, clock, 3_000, addresses=30, prompts=4, word="漢字仮名交じり文 ")
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert a.remembered().phones == a.cfg.max_phones
+    assert used <= a.cfg.max_phones * FLOOD_BYTES_PER_PHONE, f"{used / a.cfg.max_phones:.0f} bytes per phone"
+
+
+def test_an_idle_phone_is_forgotten_after_phone_memory() -> None:
+    """Shown, then quiet for phone_memory: its history, prompts and buckets are all freed."""
+    clock = FakeClock(100.0)
+    a = audience(clock, phone_memory=600.0)
+    sent = last_state(a.submit("a", "1.1.1.1", "a neon whale"))
+    prompt, _ = a.next_prompt()
+    assert prompt is not None
+    a.set_state(sent.id, State.DONE, image_url="/images/x.png")
+    clock.now += 599.0
+    a.flush_positions()
+    assert a.remembered().phones == 1 and [s.id for s in a.statuses_for("a")] == [sent.id]
+    clock.now += 600.0  # the reload above counted as seen
+    a.flush_positions()
+    assert a.remembered() == Remembered(0, 0, 0) and a.statuses_for("a") == []
+
+
+def test_a_phone_with_a_prompt_in_line_is_not_forgotten() -> None:
+    """However long its prompt waits, the phone that sent it stays."""
+    clock = FakeClock(100.0)
+    a = audience(clock, phone_memory=60.0)
+    sent = last_state(a.submit("a", "1.1.1.1", "a neon whale"))
+    clock.now += 3600.0
+    a.flush_positions()
+    assert a.remembered().phones == 1 and a.status_of(sent.id).state is State.QUEUED
+
+
+# --- the order of the checks ----------------------------------------------------------------------
+class CountingFilter(WordFilter):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def check(self, text: str) -> V:
+        self.calls += 1
+        return super().check(text)
+
+
+def test_a_rate_limited_prompt_never_reaches_the_moderator() -> None:
+    """The token buckets come first: only prompts within them cost a blocklist check."""
+    clock = FakeClock(100.0)
+    moderator = CountingFilter()
+    a = Audience(AudienceConfig(cooldown=15.0, burst=2), moderator, clock)
+    states = [last_state(a.submit("a", "1.1.1.1", f"idea {i} " + "xyz" * i)).state for i in range(50)]
+    assert states.count(State.QUEUED) == 2 and moderator.calls == 2
+
+
+def test_a_blocked_prompt_costs_a_token_too() -> None:
+    """The blocklist's work is paid for: a phone sending blocked prompts is slowed like any other."""
+    clock = FakeClock(100.0)
+    moderator = CountingFilter()
+    a = Audience(AudienceConfig(cooldown=15.0, burst=2), moderator, clock)
+    reasons = [last_state(a.submit("a", "1.1.1.1", f"badword {i}")).reason or "" for i in range(10)]
+    assert moderator.calls == 2 and all(r.startswith("Slow down") for r in reasons[2:])
+
+
+# --- bans ---------------------------------------------------------------------------------------
+def after_a_ban(clock: FakeClock, *known: str) -> Audience:
+    """``prankster-1`` on 6.6.6.6 just banned, with the ``known`` phones seen on that address before it."""
+    a = audience(clock, ban_memory=600.0)
+    for client_id in (*known, "prankster-1"):
+        a.submit(client_id, "6.6.6.6", f"a prompt from {client_id}")
+    a.ban("prankster-1")
+    return a
+
+
+def sent_from_the_banned_address(a: Audience, client_id: str, text: str) -> PromptStatus:
+    return last_state(a.submit(client_id, "6.6.6.6", text), client_id)
+
+
+def test_a_banned_phone_back_with_a_fresh_id_from_the_same_address_is_refused() -> None:
+    """Clearing storage makes a new id; on the same address within ban_memory it is banned too."""
+    clock = FakeClock(100.0)
+    a = after_a_ban(clock)
+    clock.now += 5.0
+    s = sent_from_the_banned_address(a, "prankster-2", "something rude again")
+    assert (s.state, s.reason) == (State.REJECTED, BANNED)
+
+
+def test_phones_known_on_that_address_before_the_ban_may_still_send() -> None:
+    """Behind a shared address, the phones already there are not the banned one."""
+    clock = FakeClock(100.0)
+    a = after_a_ban(clock, "neighbour")
+    clock.now += 30.0
+    assert sent_from_the_banned_address(a, "neighbour", "a stormy sea").state is State.QUEUED
+
+
+def test_after_ban_memory_a_new_id_on_that_address_may_send() -> None:
+    """The tie lasts ban_memory seconds: long enough to deter, short enough for a shared address."""
+    clock = FakeClock(100.0)
+    a = after_a_ban(clock)
+    clock.now += 601.0
+    assert sent_from_the_banned_address(a, "newcomer", "a calm lake").state is State.QUEUED
+
+
+def test_a_ban_by_address_refuses_every_phone_of_that_address() -> None:
+    """Old and new ids alike; their waiting prompts leave the line; other addresses are untouched."""
+    clock = FakeClock(100.0)
+    a = audience(clock)
+    a.submit("one", "6.6.6.6", "a calm lake")
+    out = a.ban_address("6.6.6.6")
+    assert [(c, s.state, s.reason) for c, s in out] == [("one", State.REJECTED, BANNED)]
+    for cid in ("one", "two"):
+        assert last_state(a.submit(cid, "6.6.6.6", f"from {cid}"), cid).reason == BANNED
+    assert last_state(a.submit("three", "7.7.7.7", "elsewhere"), "three").state is State.QUEUED
+    assert a.queued_count == 1
+
+
+def test_a_handle_names_a_phone_without_giving_its_id_away() -> None:
+    """Six characters, the same for every prompt of a phone, different between phones and between shows."""
+    a, b = audience(FakeClock(100.0)), audience(FakeClock(100.0))
+    cid = "k3J9-secret-client-id-xyz"
+    handle = a.handle(cid)
+    assert len(handle) == 6 and handle == a.handle(cid) and handle != a.handle(cid + "2")
+    assert handle not in cid and b.handle(cid) != handle

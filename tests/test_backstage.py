@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from engine.backstage import Backstage, BackstageError
+from engine.backstage import Backstage, BackstageError, chores
 from engine.contract import Inbox, ShowSnapshot, State, StateBoard
+from engine.render.overlay import HudLayout
 from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config, phone_prompt, wait_for
@@ -53,6 +56,17 @@ def test_a_prompt_is_journaled_and_reaches_the_show(journal: Journal) -> None:
         b.stop()
 
 
+def test_a_phone_hears_how_long_its_prompt_will_wait(journal: Journal) -> None:
+    """Over the real socket, a queued prompt's status carries its expected wait at the show's pace."""
+    b = backstage(journal, {"show.hold": 8.0, "show.transition": 2.0})
+    b.start()
+    try:
+        reply = asyncio.run(phone_prompt(b.port or 0, "a lighthouse in the fog"))
+        assert reply["state"] == "queued" and reply["wait"] == reply["position"] * 10
+    finally:
+        b.stop()
+
+
 def test_approve_mode_waits_for_the_vj(journal: Journal) -> None:
     """In approve mode nothing is generated until approve(); reject() tells the phone and the journal."""
     b = backstage(journal, {"audience.moderation": "approve"})
@@ -84,6 +98,55 @@ def test_hud_is_painted_while_the_show_wants_it(journal: Journal) -> None:
         assert b.generator_line() == "images: procedural (offline)"
     finally:
         b.stop()
+
+
+HUD_TOKEN = "hud-test-token-0123456789"
+
+
+def test_the_hud_names_the_vj_page_without_its_token(journal: Journal) -> None:
+    """The HUD is on the projector: it gives the control page's address, never the token."""
+    b = backstage(journal, {"vj.token": HUD_TOKEN})
+    b.start()
+    try:
+        lines = b._hud_lines()
+        assert f"VJ page: {b.vj_url}" in lines
+        assert not any(HUD_TOKEN in line or "token" in line for line in lines)
+    finally:
+        b.stop()
+
+
+def test_a_painted_hud_holds_neither_the_token_nor_a_pairing_code(journal: Journal, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The text every HUD picture is painted from leaves the token out, and P's code goes to the console only."""
+    painted: list[str] = []
+    paint = chores.hud_image
+
+    def spy(lines: list[str], layout: HudLayout) -> np.ndarray:
+        painted.append("\n".join(lines))
+        return paint(lines, layout)
+
+    monkeypatch.setattr(chores, "hud_image", spy)
+    board = StateBoard()
+    board.publish(ShowSnapshot(hud=True))
+    b = backstage(journal, {"vj.token": HUD_TOKEN}, board=board)
+    b.start()
+    try:
+        b.inbox.hud.get(timeout=5)
+        with caplog.at_level(logging.WARNING, logger="engine.backstage.runner"):
+            b.pair()
+            wait_for(lambda: any("pairing code" in r.getMessage() for r in caplog.records))
+        code = next(r.getMessage() for r in caplog.records if "pairing code" in r.getMessage()).split()[3]
+        shown = len(painted)
+        wait_for(lambda: len(painted) >= shown + 2)  # painted again after the code was made
+    finally:
+        b.stop()
+    assert any("VJ page: http://" in text for text in painted)
+    assert not any(HUD_TOKEN in text or code in text for text in painted)
+
+
+def test_pair_before_start_is_harmless() -> None:
+    """P before the loop exists is ignored, not a crash."""
+    backstage(None).pair()
 
 
 def test_port_in_use_fails_start_with_a_clear_error(journal: Journal) -> None:
@@ -157,7 +220,9 @@ def test_the_loop_never_waits_on_the_disk(tmp_path: Path) -> None:
     board.publish(ShowSnapshot(size=(160, 90)))
     b = backstage(j, {"generation.in_flight": 2,
                       "audience.cooldown": 0.0, "audience.burst": 20,
-                      "server.max_connections_per_ip": 50}, board=board)
+                      "server.max_connections_per_ip": 50,
+                      "server.max_handshakes_per_ip": 50, "server.messages_per_s": 100.0,
+                      "server.messages_per_s_per_ip": 2000.0}, board=board)
     b.start()
     rtts: list[float] = []
     try:
@@ -192,26 +257,33 @@ def test_the_loop_never_waits_on_the_disk(tmp_path: Path) -> None:
 
 
 def test_memory_freed_by_worker_threads_goes_back_to_the_system() -> None:
-    """Freed heap that worker threads' arenas keep (holes between survivors) goes back to the system on a trim."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Freed heap that worker threads' arenas keep (holes between survivors) goes back to the system on a trim.
 
-    import psutil
+    Run in a fresh interpreter: in the test process other tests' heap would absorb the burst."""
+    import subprocess
+    import sys
 
-    from engine.backstage.chores import release_free_memory
-
-    survivors: list[list[bytearray]] = []
-
-    def burst(n: int) -> int:
-        blocks, pins = [], []
-        for _ in range(400):  # 40 MB per call in 100 KB blocks, below glibc's mmap threshold
-            blocks.append(bytearray(100 * 1024))
-            pins.append(bytearray(64))  # a small survivor after each block: freed blocks become holes
-        survivors.append(pins)
-        return len(blocks) + n
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(burst, range(8)))
-    before = psutil.Process().memory_info().rss
-    assert release_free_memory()
-    after = psutil.Process().memory_info().rss
-    assert before - after > 30 * 2**20, f"{before >> 20} MB before the trim, {after >> 20} MB after"
+    script = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import psutil
+from engine.backstage.chores import release_free_memory
+survivors = []
+def burst(n):
+    blocks, pins = [], []
+    for _ in range(400):  # 40 MB per call in 100 KB blocks, below glibc's mmap threshold
+        blocks.append(bytearray(100 * 1024))
+        pins.append(bytearray(64))  # a small survivor after each block: freed blocks become holes
+    survivors.append(pins)
+    return len(blocks) + n
+with ThreadPoolExecutor(2) as pool:
+    list(pool.map(burst, range(8)))
+before = psutil.Process().memory_info().rss
+ok = release_free_memory()
+after = psutil.Process().memory_info().rss
+print(int(ok), before >> 20, after >> 20)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    ok, before, after = (int(x) for x in out.stdout.split())
+    assert ok and before - after > 30, f"{before} MB before the trim, {after} MB after"

@@ -20,8 +20,9 @@ import pytest
 from engine.audio.input import AudioStatus
 from engine.audio.live import Heard
 from engine.backstage import BackstageError
+from engine.backstage.child import MirrorBoard, Sender, _ProxyQueue
 from engine.backstage.messages import ImageOut, Stop, Tempo, Viewers
-from engine.backstage.process import BackstageProcess, MirrorBoard, _ProxyQueue, _Sender
+from engine.backstage.process import BackstageProcess
 from engine.commands import Action
 from engine.contract import Inbox, ShowSnapshot, State, StateBoard
 from tests.engine_process import ROOT, free_port
@@ -228,7 +229,7 @@ def test_sender_survives_a_closed_pipe() -> None:
     a, b = multiprocessing.Pipe()
     b.close()
     a.close()
-    s = _Sender(a, "test-send")
+    s = Sender(a, "test-send")
     s.put(Stop())
     s.close(timeout=2)
     assert s.broken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -76,6 +77,25 @@ def test_signal_stops_a_running_show_cleanly(tmp_path: Path, sig: signal.Signals
         p.kill()
 
 
+def test_sigterm_to_the_whole_group_stops_without_a_restart(tmp_path: Path) -> None:
+    """systemd (or a closed terminal) signals every process: the backstage child waits for the show's word,
+    so the show exits 0 without taking the child's end for a crash."""
+    p = EngineProcess(["--headless", "--size", "320x180", "--fps", "30"], tmp_path, HEADLESS_ENV)
+    try:
+        p.wait_for(r"headless: 320x180 .* 30 fps")
+        children = [int(pid) for task in Path(f"/proc/{p.proc.pid}/task").iterdir()
+                    for pid in (task / "children").read_text().split()]
+        assert children, "no backstage process"
+        for child in children:  # the children first: the order in which the race was lost
+            os.kill(child, signal.SIGTERM)
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0, p.output
+        assert "show stopped" in p.output
+        assert "restarting" not in p.output and "Traceback" not in p.output, p.output
+    finally:
+        p.kill()
+
+
 def test_no_display_falls_back_to_headless(tmp_path: Path) -> None:
     """On a machine with no display the show still starts, headless, and says why."""
     rc, out = run_engine(["--frames", "2"], tmp_path, HEADLESS_ENV)
@@ -120,3 +140,22 @@ def test_port_in_use_is_a_clear_startup_error(tmp_path: Path) -> None:
                              tmp_path, HEADLESS_ENV)
     assert rc == 1 and f"cannot listen on 127.0.0.1:{port}" in out and "--port" in out
     assert "Traceback" not in out
+
+
+def test_check_shaders_help_is_a_usage_not_a_file(tmp_path: Path) -> None:
+    """check-shaders --help prints its usage and exits 0 (it once looked for a file named --help)."""
+    rc, out = run_engine(["check-shaders", "--help"], tmp_path)
+    assert rc == 0, out
+    assert out.startswith("usage: python -m engine check-shaders [-h] PATH...")
+    assert "FAIL --help" not in out and "no shader files" not in out
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--frobnicate", "x.fs"], "error: unrecognized arguments: --frobnicate"),
+    ([], "error: expected at least one PATH"),
+])
+def test_check_shaders_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    """An unknown flag, or no path at all: exit code 2 and one line."""
+    rc, out = run_engine(["check-shaders", *args], tmp_path)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(expected), out

@@ -122,3 +122,26 @@ def test_api_key_never_appears_in_a_config_repr() -> None:
     cfg = config.with_overrides(Config(), {"stability.api_key": "sk-secret-123"})
     assert cfg.stability.api_key == "sk-secret-123"
     assert "sk-secret-123" not in repr(cfg) and "sk-secret-123" not in str(cfg.stability)
+
+
+def test_osc_allow_reads_addresses_and_networks(tmp_path: Path) -> None:
+    """IPv4 and IPv6, networks and bare addresses (a network of one)."""
+    cfg = config.load(write(tmp_path, '[osc]\nallow = ["192.168.1.0/24", "10.0.0.7", "fd00::/8"]\n'))
+    assert [str(n) for n in cfg.osc.networks()] == ["192.168.1.0/24", "10.0.0.7/32", "fd00::/8"]
+
+
+@pytest.mark.parametrize("entry", ["lights", "192.168.1.0/33", "300.1.1.1", ""])
+def test_osc_allow_bad_entry_names_the_key(tmp_path: Path, entry: str) -> None:
+    """An entry that is no address or network is one error naming [osc] allow and the entry."""
+    with pytest.raises(ConfigError, match=rf"\[osc\] allow: got '{entry}', expected an address or a network"):
+        config.load(write(tmp_path, f'[osc]\nallow = ["10.0.0.1", "{entry}"]\n'))
+
+
+def test_osc_allow_from_the_command_line_is_checked_the_same() -> None:
+    """--set osc.allow=[...] gets the same check as the file."""
+    key, value = config.parse_override('osc.allow=["10.0.0.0/8"]')
+    assert config.with_overrides(Config(), {key: value}).osc.allow == ("10.0.0.0/8",)
+    with pytest.raises(ConfigError, match=r"\[osc\] allow: got 'x'"):
+        config.with_overrides(Config(), {"osc.allow": ["x"]})
+    with pytest.raises(ConfigError, match=r"\[osc\] allow: got '10.0.0.1', expected a list"):
+        config.with_overrides(Config(), {"osc.allow": "10.0.0.1"})

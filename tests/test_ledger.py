@@ -192,3 +192,23 @@ def test_after_a_crash_the_image_on_screen_is_done_only_when_it_leaves() -> None
     led.on_screen(["p-a-1"])
     (left,) = led.on_screen(["demo-1-0"])
     assert states(left) == [State.DONE]
+
+
+def test_ban_address_by_prompt_id_refuses_that_address_in_memory_and_journal() -> None:
+    """operate("ban_address") finds the address from the prompt: its waiting prompts refused, its phones too."""
+    led, _ = ledger()
+    a = led.submit("phone-1", "1.2.3.4", "a red fox").outbox[0][1].id
+    b = led.submit("phone-2", "1.2.3.4", "a blue whale").outbox[0][1].id
+    kept = led.submit("phone-3", "5.6.7.8", "a green hill").outbox[0][1].id
+    step = led.operate("ban_address", a)
+    assert {w.prompt_id for w in step.writes if isinstance(w, SetState)} == {a, b}
+    assert states(led.submit("phone-4", "1.2.3.4", "a grey cat")) == [State.REJECTED]
+    assert led.prompts[kept].state is State.QUEUED
+
+
+def test_a_prompt_from_the_journal_has_no_address_to_ban() -> None:
+    """After a restart the prompts' addresses are unknown: ban_address says so rather than banning nobody."""
+    led, _ = ledger()
+    led.resume([Resumed("p-a", "phone-1", "a red fox", State.QUEUED, None, None)], [])
+    with pytest.raises(LedgerError, match="address is not known"):
+        led.operate("ban_address", "p-a")

@@ -196,7 +196,7 @@ def test_burst_of_100_prompts_is_rate_limited_not_lost(web: Path) -> None:
             assert all(r["retry_after"] > 0 for r in rejected)
             assert set(srv.intake.audience.positions()) == accepted  # every accepted prompt is still in line
         await still_served(srv)
-    run(web, scenario)
+    run(web, scenario, messages_burst=100, messages_burst_per_ip=200)  # the audience's limits, not the frames'
 
 
 def test_abusive_client_is_disconnected(web: Path) -> None:
@@ -226,7 +226,7 @@ def test_500_connections_from_one_address_are_capped(web: Path) -> None:
         await still_served(srv)
         for ws in opened:
             await ws.close()
-    run(web, scenario, max_connections_per_ip=16)
+    run(web, scenario, max_connections_per_ip=16, max_handshakes_per_ip=500)  # all 500 may be opening at once
 
 
 def test_idle_phone_is_dropped(web: Path) -> None:
@@ -268,3 +268,39 @@ def test_open_file_limit_is_lifted_for_a_crowd() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_flooding_phones_are_closed_while_a_quiet_phone_is_still_answered(web: Path) -> None:
+    """Four phones sending pings as fast as they can are closed with 1008; another phone's pings get pongs."""
+    async def flood(srv: AudienceServer, n: int) -> int | None:
+        async with phone(srv, f"flood-phone-{n}", f"127.0.0.{20 + n}") as (ws, _):
+            try:
+                for _ in range(1000):  # as fast as the socket takes them: 50 times the burst
+                    await ws.send('{"type": "ping"}')
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd is not None else None
+
+    async def scenario(srv: AudienceServer) -> None:
+        async with phone(srv, "quiet-phone-1", "127.0.0.9") as (quiet, _):
+            floods = [asyncio.create_task(flood(srv, n)) for n in range(4)]
+            answers = [(await ask(quiet, '{"type": "ping"}'))["type"] for _ in range(5)]
+            assert await asyncio.gather(*floods) == [1008] * 4
+            answers += [(await ask(quiet, '{"type": "ping"}'))["type"] for _ in range(5)]
+            assert answers == ["pong"] * 10
+    run(web, scenario)
+
+
+def test_one_address_shares_one_message_allowance_across_its_connections(web: Path) -> None:
+    """Three connections, each within its own limit, together past their address's: the rest are told too_fast."""
+    async def scenario(srv: AudienceServer) -> None:
+        async with phone(srv, "shared-phone-1", "127.0.0.6") as (a, _), \
+                phone(srv, "shared-phone-2", "127.0.0.6") as (b, _), \
+                phone(srv, "shared-phone-3", "127.0.0.6") as (c, _):
+            replies = [await ask(ws, '{"type": "ping"}') for _ in range(4) for ws in (a, b, c)]
+            assert [r["type"] for r in replies[:6]] == ["pong"] * 6
+            assert {(r["type"], r.get("code")) for r in replies[6:]} == {("error", "too_fast")}
+        async with phone(srv, "other-phone-1", "127.0.0.7") as (other, _):
+            assert (await ask(other, '{"type": "ping"}'))["type"] == "pong"
+    run(web, scenario, messages_per_s=100.0, messages_burst=100, messages_per_s_per_ip=0.1, messages_burst_per_ip=6)

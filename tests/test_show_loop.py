@@ -265,3 +265,11 @@ def test_freeze_holds_the_picture_and_blackout_still_fades(show: ShowLoop, inbox
     assert not snap.frozen and snap.incoming_id == "blue"  # 0.6 s of the 1 s transition has run, not 78 s
     show.frame(81.0, fb)
     assert show.board.read().current_id == "blue"
+
+
+def test_the_lines_pace_sets_the_hold(show: ShowLoop) -> None:
+    """A HOLD command from the backstage changes how long images stay; no value goes back to [show] hold."""
+    show.apply(Command(Action.HOLD, 3.5, source="pace"), 0.0)
+    assert show.director.hold == 3.5
+    show.apply(Command(Action.HOLD, None, source="pace"), 0.0)
+    assert show.director.hold == show.cfg.show.hold

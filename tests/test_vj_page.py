@@ -13,9 +13,13 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 from websockets.sync.client import connect
 
+from engine.backstage import Backstage
+from engine.store import Journal
 from tests.engine_process import EngineProcess, free_port
 from tests.fakes import HEADLESS_ENV, SHADERS
 from tests.test_phone_page import browser  # noqa: F401  (the module's Chromium fixture)
+from tests.test_vj_server import TOKEN as SERVER_TOKEN
+from tests.test_vj_server import pairing_code, started
 
 TOKEN = "vj-page-test-token"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
@@ -150,3 +154,67 @@ def test_without_the_token_the_page_and_socket_refuse(browser: Browser,  # noqa:
         assert phone is not None and phone.status == 200 and "/vj" not in page.content()
     finally:
         context.close()
+
+
+@pytest.fixture
+def served(journal: Journal) -> Iterator[Backstage]:
+    """The backstage in this process, so the test can press P (``Backstage.pair``) and read its console."""
+    b = started(journal)
+    yield b
+    b.stop()
+
+
+def test_a_pairing_code_typed_into_the_login_form_opens_the_page(
+        browser: Browser, served: Backstage, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """P's code, typed on a tablet, logs it in; the browser keeps a session, neither the code nor the token."""
+    code = pairing_code(served, caplog)
+    context = browser.new_context(**DESKTOP)
+    try:
+        page = context.new_page()
+        first = page.goto(f"http://127.0.0.1:{served.port}/vj")
+        assert first is not None and first.status == 401
+        page.locator("input[name=token]").fill(code.lower())
+        page.locator("button[type=submit]").click()
+        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+        assert page.url == f"http://127.0.0.1:{served.port}/vj"
+        kept = " ".join(c["value"] for c in context.cookies())
+        assert kept and code.replace("-", "") not in kept.upper() and SERVER_TOKEN not in kept
+    finally:
+        context.close()
+
+
+def test_log_out_ends_the_login(browser: Browser, served: Backstage) -> None:  # noqa: F811
+    """The Log out button: back to the login form, and the page stays shut until the next login."""
+    context = browser.new_context(**DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{served.port}/vj?token={SERVER_TOKEN}")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+        page.locator("#logout").click()
+        expect(page.locator("input[name=token]")).to_be_visible(timeout=10000)
+        again = page.goto(f"http://127.0.0.1:{served.port}/vj")
+        assert again is not None and again.status == 401
+    finally:
+        context.close()
+
+
+def test_log_out_all_asks_first_then_closes_every_page(browser: Browser, served: Backstage) -> None:  # noqa: F811
+    """Log out all ends the other pages' logins too, so it asks "Sure?" before it does."""
+    pages = []
+    contexts = [browser.new_context(**DESKTOP) for _ in range(2)]
+    try:
+        for context in contexts:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{served.port}/vj?token={SERVER_TOKEN}")
+            expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+            pages.append(page)
+        other, mine = pages
+        mine.locator("#logout-all").click()
+        expect(mine.locator("#logout-all")).to_have_text("Sure?")
+        expect(other.locator("#conn")).to_have_attribute("data-state", "open")
+        mine.locator("#logout-all").click()
+        expect(other.locator("#conn-text")).to_have_text("Logged out", timeout=10000)
+        expect(mine.locator("input[name=token]")).to_be_visible(timeout=10000)
+    finally:
+        for context in contexts:
+            context.close()

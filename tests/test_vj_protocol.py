@@ -87,3 +87,10 @@ def test_outgoing_messages_are_compact_json() -> None:
         "type": "error", "code": "not_found", "message": "No such prompt", "ref": "r"}
     assert json.loads(vp.message("show", size=(1, 2), fps=float("inf"))) == {"type": "show", "size": [1, 2],
                                                                              "fps": None}
+
+
+def test_ban_address_names_a_prompt_not_an_address() -> None:
+    """The page bans an address by one of its prompts: it never sees addresses or client ids."""
+    assert parse(type="ban_address", id="p-1", ref="r2") == vp.PromptOp("ban_address", "p-1", ref="r2")
+    with pytest.raises(vp.VjProtocolError, match="id"):
+        parse(type="ban_address", ip="1.2.3.4")

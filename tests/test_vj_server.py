@@ -1,11 +1,13 @@
-"""The control page over real loopback sockets: the token gate, the socket's conversation, the VJ's operations."""
+"""The control page over real loopback sockets: the gate, sessions, the socket's conversation, the VJ's operations."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -13,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from engine.backstage import Backstage
 from engine.commands import Action, Command
 from engine.contract import Inbox, ShaderProblem, ShowImage, ShowSnapshot, StateBoard
+from engine.net.vj_auth import COOKIE
 from engine.store import Journal
 from tests.engine_process import free_port
 from tests.fakes import make_config, phone_prompt
@@ -51,20 +54,38 @@ def http_client(url: str = "") -> httpx.Client:
     return httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0))
 
 
+def session_of(response: httpx.Response) -> str:
+    """The session id a login set, after checking the cookie's attributes."""
+    assert response.status_code == 303 and response.headers["location"] == "/vj", response.text
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/vj" in cookie
+    name, _, value = cookie.split(";")[0].partition("=")
+    assert name == COOKIE and value
+    return value
+
+
+def log_in(url: str, secret: str = TOKEN, param: str = "token") -> str:
+    """A new session for ``secret`` (the token, or a pairing code as ``code``)."""
+    with http_client(url) as client:
+        return session_of(client.get("/vj", params={param: secret}, follow_redirects=False))
+
+
 @contextmanager
 def login(b: Backstage, url: str | None = None) -> Iterator[httpx.Client]:
     with http_client(url or base(b)) as client:
-        r = client.get("/vj", params={"token": TOKEN}, follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"] == "/vj"
-        cookie = r.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/vj" in cookie
+        session_of(client.get("/vj", params={"token": TOKEN}, follow_redirects=False))
         yield client
 
 
+def socket_headers(port: int, session: str) -> dict[str, str]:
+    return {"Cookie": f"{COOKIE}={session}", "Origin": f"http://127.0.0.1:{port}"}
+
+
 @asynccontextmanager
-async def page(b: Backstage, port: int | None = None) -> AsyncIterator[Page]:
-    headers = {"Cookie": f"stagecraft_vj={TOKEN}", "Origin": f"http://127.0.0.1:{port or b.port}"}
-    async with connect(f"ws://127.0.0.1:{port or b.port}/vj/ws", additional_headers=headers) as ws:
+async def page(b: Backstage, port: int | None = None, session: str | None = None) -> AsyncIterator[Page]:
+    port = port or b.port or 0
+    headers = socket_headers(port, session or await asyncio.to_thread(log_in, f"http://127.0.0.1:{port}"))
+    async with connect(f"ws://127.0.0.1:{port}/vj/ws", additional_headers=headers) as ws:
         p = Page(ws)
         await p.until(lambda: "hello" in p.parts and "shaders" in p.parts and "queue" in p.parts)
         yield p
@@ -130,11 +151,133 @@ async def _open(url: str, **kw: Any) -> None:
 
 
 def test_wrong_tokens_are_limited_per_address(bs: Backstage) -> None:
+    """Guesses get 429 with Retry-After after a few, while the right token still logs in."""
     with http_client(base(bs)) as client:
-        codes = [client.get("/vj", params={"token": f"guess-{i}-xxxxx"}).status_code for i in range(6)]
-        assert codes[:4] == [401] * 4 and codes[4:] == [429, 429]
-        r = client.get("/vj", params={"token": TOKEN})
-        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        answers = [client.get("/vj", params={"token": f"guess-{i}-xxxxx"}) for i in range(6)]
+        assert [r.status_code for r in answers] == [401] * 4 + [429, 429]
+        assert int(answers[-1].headers["retry-after"]) > 0
+        session_of(client.get("/vj", params={"token": TOKEN}, follow_redirects=False))
+
+
+def test_the_cookie_holds_a_session_not_the_token(bs: Backstage) -> None:
+    """What the browser keeps is a random session id; the token never reaches a cookie."""
+    with http_client(base(bs)) as client:
+        r = client.get("/vj", params={"token": TOKEN}, follow_redirects=False)
+        assert TOKEN not in r.headers["set-cookie"] and len(session_of(r)) >= 43
+        assert r.headers["location"] == "/vj"  # the token leaves the address bar too
+
+
+def test_guessers_behind_the_vjs_address_never_lock_the_vj_out(bs: Backstage) -> None:
+    """Fifty wrong guesses from the VJ's own address: the VJ's cookie and a socket reconnect still get in."""
+    session = log_in(base(bs))
+    with http_client(base(bs)) as client:
+        codes = {client.get("/vj", params={"token": f"crowd-guess-{i:03d}"}).status_code for i in range(50)}
+        assert codes == {401, 429}
+        assert client.get("/vj", headers={"Cookie": f"{COOKIE}={session}"}).status_code == 200
+
+    async def reconnect() -> None:
+        async with page(bs, session=session) as p:
+            assert (await p.ask(type="ping"))["type"] == "pong"
+
+    asyncio.run(reconnect())
+    assert log_in(base(bs)) != session  # and the token still logs in
+
+
+def test_a_guesser_is_throttled_and_reported_once(bs: Backstage, caplog: pytest.LogCaptureFixture) -> None:
+    """Guess after guess from one address: 429s, and one warning on the console, not one per guess."""
+    with caplog.at_level(logging.INFO), http_client(base(bs)) as client:
+        for i in range(30):
+            r = client.get("/vj", params={"code": f"ABCD-{i:04d}"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    warnings = [rec for rec in caplog.records if rec.levelno >= logging.WARNING and "wrong" in rec.getMessage()]
+    assert len(warnings) == 1 and "127.0.0.1" in warnings[0].getMessage()
+
+
+def test_a_pairing_code_logs_in_once(bs: Backstage, caplog: pytest.LogCaptureFixture) -> None:
+    """P's code, read off the console, opens the page through /vj?code=; the second use is refused."""
+    code = pairing_code(bs, caplog)
+    log_in(base(bs), code, "code")
+    with http_client(base(bs)) as client:
+        again = client.get("/vj", params={"code": code}, follow_redirects=False)
+        assert again.status_code == 401 and "set-cookie" not in again.headers
+
+
+def pairing_code(b: Backstage, caplog: pytest.LogCaptureFixture) -> str:
+    """Press P (``Backstage.pair``) and read the code off the console's log."""
+    with caplog.at_level(logging.WARNING, logger="engine.backstage.runner"):
+        b.pair()
+        deadline = time.monotonic() + 5
+        while not any("pairing code" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "no pairing code was logged"
+            time.sleep(0.01)
+    line = next(r.getMessage() for r in caplog.records if "pairing code" in r.getMessage())
+    assert b.vj_url in line
+    return line.split("pairing code: ")[1].split()[0]
+
+
+def test_an_ended_session_is_refused(bs: Backstage) -> None:
+    """Once its login is revoked, the cookie opens neither the page nor the socket, and the browser forgets it."""
+    session = log_in(base(bs))
+    assert bs.parts is not None and bs.parts.vj is not None
+    bs.call(bs.parts.vj.gate.end_all_sessions)
+    with http_client(base(bs)) as client:
+        deadline = time.monotonic() + 5
+        while (r := client.get("/vj", headers={"Cookie": f"{COOKIE}={session}"})).status_code != 401:
+            assert time.monotonic() < deadline
+        assert "Max-Age=0" in r.headers["set-cookie"]
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(_open(f"ws://127.0.0.1:{bs.port}/vj/ws", additional_headers=socket_headers(bs.port or 0, session)))
+    assert refused.value.response.status_code == 401
+
+
+def test_logout_ends_the_session(bs: Backstage) -> None:
+    """logout: acknowledged, the socket closes, and the cookie no longer opens anything."""
+    session = log_in(base(bs))
+
+    async def go() -> int | None:
+        async with page(bs, session=session) as p:
+            assert (await p.ask(type="logout"))["type"] == "ack"
+            with pytest.raises(ConnectionClosed):
+                await p.until(lambda: False)
+            return p.ws.close_code
+
+    assert asyncio.run(go()) == 1008
+    with http_client(base(bs)) as client:
+        assert client.get("/vj", headers={"Cookie": f"{COOKIE}={session}"}).status_code == 401
+    kept = log_in(base(bs))
+    with http_client(base(bs)) as client:
+        assert client.get("/vj", headers={"Cookie": f"{COOKIE}={kept}"}).status_code == 200
+
+
+def test_logout_everywhere_closes_every_page(bs: Backstage) -> None:
+    """logout with everywhere ends every login, and the other open pages are closed too."""
+    async def go() -> int | None:
+        async with page(bs) as other, page(bs) as mine:
+            assert (await mine.ask(type="logout", everywhere=True))["type"] == "ack"
+            with pytest.raises(ConnectionClosed):
+                await other.until(lambda: False)
+            return other.ws.close_code
+
+    assert asyncio.run(go()) == 1008
+
+
+def test_a_malformed_logout_ends_nothing(bs: Backstage) -> None:
+    """logout's everywhere must be a bool; anything else is refused and the page stays logged in."""
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with page(bs) as p:
+            return await p.ask(type="logout", everywhere="yes"), await p.ask(type="ping")
+
+    refused, still = asyncio.run(go())
+    assert refused["code"] == "bad_message" and still["type"] == "pong"
+
+
+def test_the_page_cannot_ask_for_a_pairing_code(bs: Backstage) -> None:
+    """Pairing codes are made on the show machine's keyboard only."""
+    async def go() -> dict[str, Any]:
+        async with page(bs) as p:
+            return await p.ask(type="command", action="pair")
+
+    assert asyncio.run(go())["code"] == "not_allowed"
 
 
 def test_login_sets_a_cookie_and_serves_the_page(bs: Backstage) -> None:
@@ -151,7 +294,7 @@ def test_login_sets_a_cookie_and_serves_the_page(bs: Backstage) -> None:
 
 
 def test_socket_from_a_foreign_origin_is_refused(bs: Backstage) -> None:
-    headers = {"Cookie": f"stagecraft_vj={TOKEN}", "Origin": "http://evil.example"}
+    headers = {"Cookie": f"{COOKIE}={log_in(base(bs))}", "Origin": "http://evil.example"}
     with pytest.raises(InvalidStatus) as refused:
         asyncio.run(_open(f"ws://127.0.0.1:{bs.port}/vj/ws", additional_headers=headers))
     assert refused.value.response.status_code == 403
@@ -219,10 +362,12 @@ def test_reorder_and_remove(journal: Journal) -> None:
     b = started(journal, {"audience.moderation": "auto", "generation.in_flight": 1})
     # The show never takes images here, so after the first two the pipeline waits and the line stays put.
     try:
+        session = log_in(base(b))  # before the prompts: the page opens right after them, while the line waits
+
         async def go() -> None:
             ids = [(await phone_prompt(b.port, t, f"phone-{i:08d}"))["id"]
                    for i, t in enumerate(["one fox", "two owls", "three bears", "four cats", "five eels"])]
-            async with page(b) as p:
+            async with page(b, session=session) as p:
                 await p.until(lambda: len(p.parts["queue"]["line"]) >= 2)
                 line = [i["id"] for i in p.parts["queue"]["line"]]
                 last = line[-1]

@@ -142,12 +142,19 @@
     return li;
   }
 
+  function waitWords(seconds) {
+    if (typeof seconds !== "number" || seconds <= 0) return "";
+    if (seconds < 60) return " · on screen in under a minute";
+    var minutes = Math.round(seconds / 60);
+    return " · about " + minutes + (minutes === 1 ? " minute" : " minutes");
+  }
+
   function stateWords(d) {
     switch (d.state) {
       case "sending": return "Sending…";
       case "queued":
         if (d.position == null) return "Waiting for approval";
-        return "In the queue — #" + d.position;
+        return "In the queue — #" + d.position + waitWords(d.wait);
       case "generating": return "Being painted…";
       case "showing": return "On screen now!";
       case "done": return "Done";
@@ -280,11 +287,11 @@
       p.el.remove();
     }
     var d = {};
-    ["id", "text", "state", "position", "reason", "retry_after", "image_url", "images"].forEach(function (k) {
+    ["id", "text", "state", "position", "wait", "reason", "retry_after", "image_url", "images"].forEach(function (k) {
       if (msg[k] !== undefined) d[k] = msg[k];
     });
     if (d.text == null) d.text = entry.data.text || (p && p.text) || "";
-    var changed = entry.data.state !== d.state || entry.data.position !== d.position;
+    var changed = entry.data.state !== d.state || entry.data.position !== d.position || entry.data.wait !== d.wait;
     entry.data = d;
     render(entry.el, d);
     if (!quiet && changed) announce(d);
@@ -333,7 +340,8 @@
 
   function onError(msg) {
     // Errors carry no ref: the server answers in order, so it is about the oldest unanswered prompt.
-    var prompt = ["too_long", "empty", "missing_field", "wrong_type"].indexOf(msg.code) >= 0;
+    // too_fast: the server did not even read the message (too many too quickly): the prompt goes back in the box.
+    var prompt = ["too_long", "empty", "missing_field", "wrong_type", "too_fast"].indexOf(msg.code) >= 0;
     if (prompt && pending.length) {
       var p = pending.shift();
       p.el.remove();

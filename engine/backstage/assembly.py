@@ -27,6 +27,7 @@ from engine.gen.base import Generator
 from engine.gen.images import content_type, sniff
 from engine.gen.pipeline import Pipeline
 from engine.ledger import GalleryItem, Ledger, Resumed, Step, StoredImage
+from engine.line_pace import expected_wait
 from engine.net.audience import Audience, Outbox
 from engine.net.moderation import Moderator
 from engine.net.server import AudienceServer
@@ -113,12 +114,13 @@ async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, poo
     if cfg.vj.host and not cfg.vj.port:
         raise BackstageError("[vj] host needs [vj] port too (or leave both empty to share the audience server)")
     ledger, controls = parts.ledger, parts.controls
-    parts.hub = VjHub(controls, board, inbox.commands, pool, join_url, live)
+    parts.hub = VjHub(controls, board, inbox.commands, pool, join_url, live, sessions=gate)
     parts.vj = VjRoutes(cfg.vj, gate, parts.hub.handle, _image_lookup(ledger))
     own_port = cfg.vj.port != 0
     parts.server = AudienceServer(cfg.server, cfg.audience, ledger, images=_image_lookup(ledger),
                                   vj=None if own_port else parts.vj)
     primary, fallback = parts.generators
+    parts.server.per_place = expected_wait(1, cfg.show.hold, cfg.show)
     parts.pipeline = Pipeline(cfg, ledger, primary, fallback, inbox, board, pool, report=controls.report)
     controls.on_settings = lambda new: setattr(parts.pipeline, "cfg", new)
     try:

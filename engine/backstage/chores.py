@@ -11,16 +11,20 @@ import ctypes
 import gc
 import itertools
 import logging
+import queue
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from engine.config import Config
+from engine.commands import Action, Command
+from engine.config import Config, ShowConfig
 from engine.contract import Inbox, ShowImage, StateBoard
 from engine.errors import EngineError
 from engine.gen.base import GenerationRequest, Generator
 from engine.ledger import Ledger
+from engine.line_pace import expected_wait, paced_hold
+from engine.net.server import AudienceServer
 from engine.render.overlay import HudLayout, hud_image, hud_lines
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,7 @@ FULL_GC_PERIOD_S = 300.0
 FULL_GC_MAX_S = 900.0
 QUIET_S = 3.0  # no prompt for this long: a good moment for a full collection
 TRIM_PERIOD_S = 30.0
+PACE_PERIOD_S = 1.0
 DEMO_PROMPTS = (
     "aurora over a frozen lake", "neon city in the rain", "a forest of glowing mushrooms", "desert dunes at dusk",
     "a whale swimming through stars", "a crystal cave full of light", "ocean waves in a storm", "a field of sunflowers",
@@ -85,6 +90,25 @@ async def trim_memory(pool: Executor, period: float = TRIM_PERIOD_S) -> None:
         await asyncio.sleep(period)
         if not await loop.run_in_executor(pool, release_free_memory):
             return
+
+
+async def pace_the_line(show: ShowConfig, ledger: Ledger, commands: queue.SimpleQueue[Command],
+                        period: float = PACE_PERIOD_S, server: AudienceServer | None = None) -> None:
+    """Keep the line's wait near ``[show] max_wait``: a shorter hold while many prompts wait, the usual one
+    when few do. Sent to the show only when it changes by a quarter second or more; the server tells each
+    waiting phone its expected wait at this pace."""
+    sent = show.hold
+    while True:
+        await asyncio.sleep(period)
+        audience = ledger.audience
+        hold = paced_hold(audience.queued_count + len(audience.generating()), show)
+        if abs(hold - sent) >= 0.25:
+            sent = hold
+            ledger.hold = hold
+            if server is not None:
+                server.per_place = expected_wait(1, hold, show)
+            commands.put(Command(Action.HOLD, round(hold, 2), source="pace"))
+            log.info("the line's pace: each image holds %.1f s", hold)
 
 
 async def flush_positions(ledger: Ledger) -> None:

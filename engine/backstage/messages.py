@@ -106,6 +106,11 @@ class RequestImage:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """P: a pairing code for the control page, printed on the backstage's console."""
+
+
+@dataclass(frozen=True)
 class Captured:
     number: int
     pixels: np.ndarray | None
@@ -122,4 +127,4 @@ class Stop:
     pass
 
 
-ToBackstage = SnapshotIn | HeardIn | CatalogIn | PreviewIn | RequestImage | Captured | ProbeAsk | Stop
+ToBackstage = SnapshotIn | HeardIn | CatalogIn | PreviewIn | RequestImage | Pair | Captured | ProbeAsk | Stop

@@ -10,11 +10,11 @@ the render thread, the audio thread and two bridge threads:
   Link, and how many control pages watch the preview, sent by a sender thread so the
   backstage loop never waits on the pipe;
 - show → child: the show's snapshot, the shader catalog, the audio engine's latest
-  features (50 times a second), preview pictures, Space's "make an image", answers
-  to captures, and "stop".
+  features (50 times a second), preview pictures, Space's "make an image", P's
+  "a pairing code", answers to captures, and "stop".
 
-Inside the child, ``MirrorBoard``, ``LiveMirror`` and proxy queues stand in for the
-show's ``StateBoard``, ``LiveAudio`` and ``Inbox``, so ``Backstage`` runs unchanged. The pipe
+The child's side (its stand-ins for the show's board, audio engine and inbox) is in ``child.py``;
+this module is the show's side. The pipe
 carries the frozen messages of ``messages.py``, one dispatcher on each side.
 
 This module, and everything the child imports, never imports moderngl or pyglet: the child
@@ -25,34 +25,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
-import itertools
 import logging
 import multiprocessing
-import os
 import queue
-import signal
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from engine.audio.input import AudioStatus
 from engine.audio.live import Heard, LiveAudio
 from engine.config import Config
 from engine.contract import Inbox, ShowSnapshot, StateBoard
-from engine.errors import BackstageError, EngineError
-from engine.logs import setup_logging
-from engine.store import Journal
+from engine.errors import BackstageError
 
+from .child import Probe, Sender, _child
 from .messages import (
     CaptureAsk,
     Captured,
@@ -62,6 +53,7 @@ from .messages import (
     HeardIn,
     HudOut,
     ImageOut,
+    Pair,
     PreviewIn,
     ProbeAnswer,
     ProbeAsk,
@@ -70,251 +62,16 @@ from .messages import (
     SnapshotIn,
     Stop,
     Tempo,
-    ToBackstage,
     ToShow,
     Viewers,
 )
-from .runner import Backstage
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PUBLISH_S = 0.02  # show state to the child 50 times a second (beats reach OSC within a frame or so)
 START_TIMEOUT_S = 60.0
-NO_HEARD = Heard(None, 0, AudioStatus("none", False, "no audio"), None)
-
-# A benchmark's or a diagnostic's question to the backstage, answered in the child: a module-level
-# function (it is pickled to the child), called on the child's bridge thread.
-Probe = Callable[[Backstage, Any], Any]
 
 
-class _Sender:
-    """Sends from any thread through one thread, so no caller ever waits on the pipe."""
-
-    def __init__(self, conn: Connection, name: str) -> None:
-        self.conn = conn
-        self.items: queue.SimpleQueue[ToShow | ToBackstage | None] = queue.SimpleQueue()
-        self.broken = False
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def put(self, item: ToShow | ToBackstage) -> None:
-        if not self.broken:
-            self.items.put(item)
-
-    def _run(self) -> None:
-        while (item := self.items.get()) is not None:
-            try:
-                self.conn.send(item)
-            except (OSError, ValueError):  # the other side is gone
-                self.broken = True
-                return
-
-    def close(self, timeout: float = 5.0) -> None:
-        self.items.put(None)
-        self.thread.join(timeout)
-
-
-# --- inside the child ------------------------------------------------------------------------------
-class _ProxyQueue:
-    """What the backstage puts into an inbox queue travels to the show's process, wrapped by ``wrap``."""
-
-    def __init__(self, wrap: Callable[[Any], ToShow], out: _Sender) -> None:
-        self.wrap = wrap
-        self.out = out
-        self.sent = 0
-
-    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
-        self.sent += 1
-        self.out.put(self.wrap(item))
-
-    def qsize(self) -> int:
-        return 0
-
-
-class _CaptureProxy:
-    """Capture requests wait here, by number, for the show's answer."""
-
-    def __init__(self, out: _Sender) -> None:
-        self.out = out
-        self.waiting: dict[int, Future[np.ndarray]] = {}
-        self._ids = itertools.count(1)
-
-    def put(self, wanted: Future[np.ndarray], block: bool = True, timeout: float | None = None) -> None:
-        n = next(self._ids)
-        self.waiting[n] = wanted
-        self.out.put(CaptureAsk(n))
-
-    def answer(self, n: int, pixels: np.ndarray | None, error: str | None) -> None:
-        wanted = self.waiting.pop(n, None)
-        if wanted is None or not wanted.set_running_or_notify_cancel():
-            return
-        if pixels is not None:
-            wanted.set_result(pixels)
-        else:
-            wanted.set_exception(EngineError(error or "capture failed"))
-
-
-class MirrorBoard(StateBoard):
-    """The show's state board as last heard from the show's process.
-
-    ``read()`` counts the images still on their way through the pipe in ``queue_len``, so the
-    pipeline does not run ahead of the show.
-
-    Threads: the child's bridge loop (its main thread, ``_ChildSide``) is the only writer of the
-    mirrored snapshot, catalog, preview and ``_received``; the backstage loop is the only writer of
-    ``preview_viewers``. Each is replaced whole, so a reader on the other thread sees old or new.
-    """
-
-    def __init__(self, out: _Sender | None = None, images: _ProxyQueue | None = None) -> None:
-        self._out = out
-        self._images = images
-        self._received = 0
-        self._viewers = 0
-        super().__init__()
-
-    @property
-    def preview_viewers(self) -> int:
-        return self._viewers
-
-    @preview_viewers.setter
-    def preview_viewers(self, n: int) -> None:
-        if n != self._viewers and self._out is not None:
-            self._out.put(Viewers(n))
-        self._viewers = n
-
-    def mirror(self, snapshot: ShowSnapshot, received: int) -> None:
-        self._received = received
-        self.publish(snapshot)
-
-    def read(self) -> ShowSnapshot:
-        snap = super().read()
-        in_flight = (self._images.sent if self._images else 0) - self._received
-        return dataclasses.replace(snap, queue_len=snap.queue_len + in_flight) if in_flight > 0 else snap
-
-
-class LiveMirror:
-    """The audio engine as the backstage sees it: its latest features, and a hand on its tempo (Link)."""
-
-    def __init__(self, out: _Sender) -> None:
-        self.out = out
-        self.heard = NO_HEARD
-
-    def latest(self) -> Heard:
-        return self.heard
-
-    def lock_bpm(self, bpm: float | None) -> None:
-        self.out.put(Tempo("lock_bpm", bpm))
-
-    def resync(self, at: float | None = None) -> None:
-        self.out.put(Tempo("resync", at))  # monotonic time is the same clock in both processes
-
-
-def _die_with_parent() -> None:
-    """On Linux the kernel ends this process the moment the show's process dies (a crash, SIGKILL), so
-    it never holds the port against the restarted show; elsewhere the bridge notices within 0.5 s."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = None,
-           held: tuple[str, ...] = ()) -> None:
-    """The backstage process: the same Backstage, its inbox and board bridged over ``conn``."""
-    setup_logging(cfg.log.level)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C goes to the show's process, which says "stop"
-    if cfg.server.backstage_nice and hasattr(os, "nice"):
-        os.nice(cfg.server.backstage_nice)  # short of CPU, the projector's frames come before the crowd's answers
-    parent = os.getppid()
-    _die_with_parent()
-    out = _Sender(conn, "backstage-send")
-    images = _ProxyQueue(ImageOut, out)
-    captures = _CaptureProxy(out)
-    inbox = Inbox(images=cast(Any, images), commands=cast(Any, _ProxyQueue(CommandOut, out)),
-                  hud=cast(Any, _ProxyQueue(HudOut, out)), captures=cast(Any, captures))
-    board = MirrorBoard(out, images)
-    live = LiveMirror(out)
-    journal: Journal | None = None
-    backstage: Backstage | None = None
-    try:
-        try:
-            journal = Journal.open(Path(cfg.store.output_dir))
-            log.info("show journal and images in %s", journal.folder)
-            backstage = Backstage(cfg, inbox, board, join_url, journal=journal, live=cast(LiveAudio, live),
-                                  held_by_show=held)
-            backstage.start()
-        except EngineError as err:
-            out.put(Failed(str(err)))
-            return
-        gc.collect()
-        gc.freeze()  # start-up objects live all show: keep them out of every collection
-        out.put(Ready(backstage.port, backstage.vj_url))
-        side = _ChildSide(backstage, board, live, captures, out, probe)
-        while True:
-            if not conn.poll(0.5):
-                if os.getppid() != parent:  # the show's process is gone
-                    log.warning("the show's process is gone: the backstage stops")
-                    return
-                continue
-            if not side.handle(conn.recv()):
-                return
-    except (EOFError, OSError):
-        return
-    finally:
-        if backstage is not None:
-            backstage.stop()
-        if journal is not None:
-            journal.close()
-        out.close()
-
-
-class _ChildSide:
-    """The backstage process's one dispatcher: what the show sends, to the parts that stand in for it.
-
-    Runs on the child's main thread only (the bridge loop in ``_child``).
-    """
-
-    def __init__(self, backstage: Backstage, board: MirrorBoard, live: LiveMirror, captures: _CaptureProxy,
-                 out: _Sender, probe: Probe | None) -> None:
-        self.backstage = backstage
-        self.board = board
-        self.live = live
-        self.captures = captures
-        self.out = out
-        self.probe = probe
-
-    def handle(self, msg: ToBackstage) -> bool:
-        """Carry out one message; False when the show said stop."""
-        match msg:
-            case SnapshotIn(snapshot, received):
-                self.board.mirror(snapshot, received)
-            case HeardIn(heard):
-                self.live.heard = heard
-            case CatalogIn(catalog):
-                self.board.publish_catalog(catalog)
-            case PreviewIn(pixels):
-                self.board.publish_preview(pixels)
-            case RequestImage():
-                self.backstage.request_image()
-            case Captured(number, pixels, error):
-                self.captures.answer(number, pixels, error)
-            case ProbeAsk(question) if self.probe is not None:
-                try:
-                    self.out.put(ProbeAnswer(self.probe(self.backstage, question)))
-                except Exception as err:
-                    self.out.put(ProbeAnswer(err))
-            case Stop():
-                return False
-        return True
-
-
-# --- in the show's process -------------------------------------------------------------------------
 def _light(heard: Heard) -> Heard:
     """The features without their spectrum and waveform arrays (shaders only; the backstage reads numbers)."""
     f = heard.features
@@ -365,7 +122,7 @@ class _Link:
 
     proc: multiprocessing.process.BaseProcess
     conn: Connection
-    out: _Sender
+    out: Sender
 
 
 class BackstageProcess:
@@ -392,6 +149,7 @@ class BackstageProcess:
         self._link: _Link | None = None
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._closing = False  # begin_shutdown's flag: a plain attribute, so a signal handler may set it
         self._threads: list[threading.Thread] = []
         self._received = 0
         self._last_proc: multiprocessing.process.BaseProcess | None = None  # also one that failed at start
@@ -403,7 +161,7 @@ class BackstageProcess:
         return self._link.proc if self._link is not None else self._last_proc
 
     @property
-    def _out(self) -> _Sender | None:
+    def _out(self) -> Sender | None:
         return self._link.out if self._link is not None else None
 
     def start(self) -> None:
@@ -418,7 +176,8 @@ class BackstageProcess:
             t.start()
             self._threads.append(t)
 
-    def _launch(self) -> _Link:
+    def _launch(self, restart: bool = False) -> _Link:
+        """A new child, once it serves; a restart is given up as soon as the show begins to stop."""
         ctx = multiprocessing.get_context("spawn")  # no fork: this process holds GL contexts and threads
         conn, child_conn = ctx.Pipe()
         held = self.holdings.now()  # a restarted backstage resumes around what the show already holds
@@ -432,9 +191,12 @@ class BackstageProcess:
             if not proc.is_alive():
                 conn.close()
                 raise BackstageError(f"the backstage process exited at start (code {proc.exitcode})")
-            if time.monotonic() > deadline:
-                proc.terminate()
+            if (restart and self._stopping) or time.monotonic() > deadline:
+                proc.kill()  # not terminate(): the child ignores SIGTERM
+                proc.join(5)
                 conn.close()
+                if restart and self._stopping:
+                    raise BackstageError("the show is stopping")
                 raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
         first = conn.recv()
         if not isinstance(first, Ready):
@@ -443,19 +205,25 @@ class BackstageProcess:
             raise BackstageError(first.reason if isinstance(first, Failed) else f"the backstage said {first!r}")
         self.port, self.vj_url = first.port, first.vj_url
         self._received = 0
-        return _Link(proc, conn, _Sender(conn, "backstage-bridge-send"))
+        return _Link(proc, conn, Sender(conn, "backstage-bridge-send"))
 
     def _restart(self) -> None:
         """The backstage died mid-show: start a new one (the journal resumes its prompts, phones reconnect)."""
         delay = 1.0
-        while not self._stop.is_set():
+        while not self._stopping:
             try:
-                link = self._launch()
+                link = self._launch(restart=True)
             except BackstageError as err:
+                if self._stopping:
+                    return
                 log.error("the backstage could not restart (%s); trying again in %.0f s", err, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            if self._stopping:  # the show began to stop while this one started: it never joins the show
+                self._end(link, timeout=5.0)
+                link.conn.close()
+                return
             old, self._link = self._link, link
             if old is not None:
                 old.out.close(timeout=0.5)
@@ -468,6 +236,10 @@ class BackstageProcess:
         if link is not None:
             link.out.put(RequestImage())
 
+    def pair(self) -> None:
+        if (link := self._link) is not None:
+            link.out.put(Pair())
+
     def ask(self, question: Any, timeout: float) -> Any:
         """Ask the child's probe (benchmarks); its answer, or its exception raised here."""
         link = self._link
@@ -479,35 +251,63 @@ class BackstageProcess:
             raise answer
         return answer
 
+    def begin_shutdown(self) -> None:
+        """The show is stopping: from now on a backstage that dies stays dead, never restarted.
+
+        The signal handler calls it first, before the child's death can reach the receive thread.
+        Safe there: a plain assignment, where ``Event.set`` takes a lock the interrupted thread may hold.
+        """
+        self._closing = True
+
+    @property
+    def _stopping(self) -> bool:
+        return self._closing or self._stop.is_set()
+
     def stop(self, timeout: float = 10.0) -> None:
+        self.begin_shutdown()
         self._stop.set()
         link = self._link
         if link is not None:
-            link.out.put(Stop())
-            link.out.close(timeout=2.0)
-        proc = self._proc
-        if proc is not None:
-            proc.join(timeout)
-            if proc.is_alive():
-                log.warning("the backstage process did not stop within %.0f s; terminating it", timeout)
-                proc.terminate()
-                proc.join(5)
+            self._end(link, timeout)
+        elif (proc := self._proc) is not None:
+            self._reap(proc, timeout)
         for t in self._threads:
             t.join(2.0)
-        if link is not None:
-            with contextlib.suppress(OSError):
-                link.conn.close()
+        late = self._link  # a restart that finished just as the show began to stop
+        if late is not None and late is not link:
+            self._end(late, 5.0)
+        if (last := self._last_proc) is not None and last.is_alive():  # one still starting when the threads gave up
+            self._reap(last, 0.0)
+        for ended in (link, late):  # only now: a pipe closed under the receive thread could be reused by another
+            if ended is not None:
+                with contextlib.suppress(OSError):
+                    ended.conn.close()
+
+    def _end(self, link: _Link, timeout: float) -> None:
+        """Tell one child to stop and wait for it (its pipe stays open for the receive thread)."""
+        link.out.put(Stop())
+        link.out.close(timeout=2.0)
+        self._reap(link.proc, timeout)
+
+    @staticmethod
+    def _reap(proc: multiprocessing.process.BaseProcess, timeout: float) -> None:
+        proc.join(timeout)
+        if proc.is_alive():
+            if timeout:
+                log.warning("the backstage process did not stop within %.0f s; killing it", timeout)
+            proc.kill()  # not terminate(): the child ignores SIGTERM, which the show's process answers for it
+            proc.join(5)
 
     # --- bridge threads ---------------------------------------------------------------------
     def _receive(self) -> None:
         """What the child sends, into the show's inbox (never the render thread's work)."""
-        while not self._stop.is_set():
+        while not self._stopping:
             link = self._link
             assert link is not None
             try:
                 msg = link.conn.recv()
             except (EOFError, OSError):
-                if self._stop.is_set():
+                if self._stopping:  # the show is stopping: its backstage ends with it
                     return
                 log.error("the backstage process died (exit code %s): the show goes on, restarting it",
                           link.proc.exitcode)

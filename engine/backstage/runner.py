@@ -9,9 +9,9 @@ Start-up problems (an output folder that cannot be written, a port in use, a mis
 are raised by ``start()`` on the caller's thread, so the engine exits with one clear line instead of
 running half-built.
 
-Threads: ``start``, ``stop``, ``call``, ``request_image``, ``approve``, ``reject`` and ``ban`` may be
-called from any thread; they reach the loop through ``call_soon_threadsafe``. Everything else runs on
-the loop.
+Threads: ``start``, ``stop``, ``call``, ``request_image``, ``pair``, ``approve``, ``reject`` and ``ban``
+may be called from any thread; they reach the loop through ``call_soon_threadsafe``. Everything else
+runs on the loop.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from engine.errors import BackstageError
 from engine.gen.pipeline import Pipeline
 from engine.net.audience import NOT_THIS_TIME
 from engine.net.server import AudienceServer
-from engine.net.vj_auth import new_token
+from engine.net.vj_auth import CODE_S, new_token
 from engine.store import Journal
 
 from .assembly import Parts, assemble
-from .chores import collect_garbage, demo_images, flush_positions, paint_hud, trim_memory
+from .chores import collect_garbage, demo_images, flush_positions, pace_the_line, paint_hud, trim_memory
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,17 @@ class Backstage:
         wanted = self._demo_wanted
         if wanted is not None:
             self.call(wanted.set)
+
+    def pair(self) -> None:
+        """P on the show machine: a one-time code for the control page, on this console only, never on screen."""
+        self.call(self._pair)
+
+    def _pair(self) -> None:
+        gate = self.parts.vj.gate if self.parts is not None and self.parts.vj is not None else None
+        if gate is None:
+            log.warning("VJ pairing code: the control page is not served")
+            return
+        log.warning("VJ pairing code: %s at %s (one login, within %.0f s)", gate.new_code(), self.vj_url, CODE_S)
 
     def call(self, fn: Callable[[], object]) -> None:
         """Run ``fn()`` on the backstage loop (thread-safe)."""
@@ -184,6 +195,7 @@ class Backstage:
             ("gc", collect_garbage(lambda: ledger.last_prompt_at)),
             ("positions", flush_positions(ledger)),
             ("trim", trim_memory(self._pool)),
+            ("pace", pace_the_line(cfg.show, ledger, self.inbox.commands, server=parts.server)),
             ("demo", demo_images(cfg, parts.generators[1], self._demo_wanted, ledger, self.board, self.inbox,
                                         controls.report)),
         ]
@@ -207,8 +219,8 @@ class Backstage:
         if parts is None:
             return []
         lines = [parts.controls.generator_line()]
-        if parts.vj_url:
-            lines.append(f"VJ page: {parts.vj_url}?token={self.vj_token}")
+        if parts.vj_url:  # the audience sees the HUD: the token stays on the console (or use P's pairing code)
+            lines.append(f"VJ page: {parts.vj_url}")
         return lines
 
     async def _shut(self, parts: Parts) -> None:

@@ -1,8 +1,11 @@
 """The crowd, without sockets: who may send what, and in which order prompts reach the screen.
 
-- rate limits: a token bucket per phone and a looser one per address (many ids, one prankster);
+- bans: by phone, by address, and for ``ban_memory`` seconds of any id new on a banned phone's address;
+- rate limits: a token bucket per phone and a looser one per address (many ids, one prankster),
+  checked before anything costly; a prompt that gets past them costs a token whatever the verdict;
 - duplicates: a phone's prompt too close to one of its recent ones is refused;
 - moderation: the blocklist decides, and in ``approve`` mode the VJ too;
+- bounded memory: phones, their histories and buckets are kept in ``net/limits.py``, with a ceiling;
 - fairness: the queue serves phones round-robin, so nobody dominates the screen;
 - every change of a prompt's state is returned as (client id, status) pairs for the
   server to deliver, so this module is tested with plain calls and a fake clock.
@@ -10,6 +13,9 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import secrets
 import unicodedata
 from collections import OrderedDict, deque
@@ -19,19 +25,22 @@ from difflib import SequenceMatcher
 from typing import Protocol
 
 from engine.config import AudienceConfig
+from engine.net.limits import Buckets, Phone, PhoneBook
 from engine.net.protocol import FINAL_STATES, PromptStatus, State
 
 Outbox = list[tuple[str, PromptStatus]]
-RECENT_PER_CLIENT = 10
-STATUSES_PER_CLIENT = 20
 IP_BUCKET_FACTOR = 4  # an address may hold several phones (a family, a NAT)
+HANDLE_LENGTH = 6
 
 QUEUE_FULL = "The queue is full, try again in a minute."
 DUPLICATE = "You already sent that one. Try something new!"
 BANNED = "Sorry, you can't send prompts at this show."
 TOO_MANY = "You have enough prompts waiting. Send more once they are on screen!"
 NOT_THIS_TIME = "Not this time, sorry!"  # the VJ rejected it and gave no reason
+TOO_MANY_PHONES = "Too many phones are sending from your network right now. Try again in a minute."
+BUSY = "The show is very busy right now. Try again in a minute."
 VJ_CLIENT = "vj"  # the VJ's own prompts; too short to be a phone's id, so no phone can pose as the VJ
+NO_ADDRESS = frozenset({VJ_CLIENT, "restored", "demo", "unknown"})  # the ip of prompts no phone sent just now
 
 
 class Verdict(Protocol):
@@ -46,39 +55,24 @@ class Moderation(Protocol):
     def check(self, text: str) -> Verdict: ...
 
 
-class TokenBucket:
-    """``capacity`` tokens, refilled at ``rate`` per second; a take costs one."""
-
-    def __init__(self, capacity: float, rate: float, now: float) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.tokens = capacity
-        self.stamp = now
-
-    def _refill(self, now: float) -> None:
-        if self.rate > 0:
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        else:
-            self.tokens = self.capacity
-        self.stamp = now
-
-    def wait_time(self, now: float) -> float:
-        """Seconds until a token is available (0 when one is)."""
-        self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1
-
-
 def dupe_key(text: str) -> str:
     """Case, accents, spacing and punctuation do not make a prompt new."""
     folded = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(c if c.isalnum() else " " for c in folded if not unicodedata.combining(c)).split())
 
 
-@dataclass
+@functools.cache  # one string per number of seconds, shared by every refusal that says it
+def _slow_down(seconds: int) -> str:
+    return f"Slow down! You can send another prompt in {seconds} s."
+
+
+def _alike(a: str, b: str, similarity: float) -> bool:
+    """``ratio() >= similarity``, after its cheap upper bounds: most pairs are told apart in microseconds."""
+    m = SequenceMatcher(None, a, b)
+    return m.real_quick_ratio() >= similarity and m.quick_ratio() >= similarity and m.ratio() >= similarity
+
+
+@dataclass(slots=True)  # a crowd's worth of them are kept: no per-object dict
 class Prompt:
     id: str
     client_id: str
@@ -96,6 +90,13 @@ class Prompt:
                             tuple(self.image_urls), self.ref)
 
 
+@dataclass(frozen=True)
+class Remembered:
+    phones: int
+    prompts: int
+    buckets: int  # per phone and per address
+
+
 class Audience:
     def __init__(self, cfg: AudienceConfig, moderator: Moderation | None = None,
                  clock: Callable[[], float] | None = None) -> None:
@@ -104,13 +105,17 @@ class Audience:
         self.cfg = cfg
         self.moderator = moderator
         self.clock = clock or time.monotonic
-        self.prompts: dict[str, Prompt] = {}
+        self.prompts: dict[str, Prompt] = {}  # every one is in its phone's history (limits.PhoneBook)
         self._queues: OrderedDict[str, deque[str]] = OrderedDict()  # client → queued prompt ids, in turn order
-        self._client_buckets: dict[str, TokenBucket] = {}
-        self._ip_buckets: dict[str, TokenBucket] = {}
-        self._recent: dict[str, deque[str]] = {}
-        self._history: dict[str, deque[str]] = {}
+        rate = 1.0 / cfg.cooldown if cfg.cooldown > 0 else 0.0
+        self._client_buckets = Buckets(cfg.burst, rate)
+        self._ip_buckets = Buckets(cfg.burst * IP_BUCKET_FACTOR, rate * IP_BUCKET_FACTOR)
+        self.phones = PhoneBook(cfg.max_phones, cfg.max_phones_per_ip, cfg.phone_memory, cfg.burst * cfg.cooldown,
+                                self._live, self._free)
         self.banned: set[str] = set()
+        self.banned_ips: set[str] = set()
+        self._ban_marks: dict[str, float] = {}  # address → when a phone seen there was last banned
+        self._handle_key = secrets.token_bytes(16)  # handles are stable for the show, unguessable from outside
         self._told: dict[str, int] = {}  # prompt → the position its phone was last sent
         self._positions_dirty = False
         self._front: list[str] = []  # prompts the VJ placed ahead of the fair order, in that order
@@ -123,15 +128,19 @@ class Audience:
         """A prompt from a phone: accepted into the queue, or rejected with a human reason."""
         now = self.clock()
         prompt = Prompt(f"p-{secrets.token_hex(6)}", client_id, ip, text, now, ref=ref)
-        rejection, retry_after = self._screen(prompt, now)
-        self.prompts[prompt.id] = prompt
-        self._remember(client_id, prompt.id)
+        phone = self.phones.admit(client_id, ip, now)
+        if phone is None:  # nothing is remembered of it: a made-up id costs nothing
+            crowded = self.phones.per_ip(ip) >= self.cfg.max_phones_per_ip
+            prompt.state, prompt.reason = State.REJECTED, TOO_MANY_PHONES if crowded else BUSY
+            return [(client_id, prompt.status(retry_after=60.0))]
+        rejection, retry_after = self._screen(prompt, phone, now)
         if rejection is not None:
             prompt.state, prompt.reason = State.REJECTED, rejection
+        self.prompts[prompt.id] = prompt
+        self.phones.remember(client_id, prompt.id, refused=rejection is not None)
+        if rejection is not None:
             return [(client_id, prompt.status(retry_after=retry_after))]
-        self._bucket(self._client_buckets, client_id, 1.0, now).take(now)
-        self._bucket(self._ip_buckets, ip, IP_BUCKET_FACTOR, now).take(now)
-        self._recent.setdefault(client_id, deque(maxlen=RECENT_PER_CLIENT)).append(dupe_key(text))
+        phone.accepted(dupe_key(text))
         prompt.needs_approval = self.cfg.moderation == "approve"
         self._queues.setdefault(client_id, deque()).append(prompt.id)
         self._queued += 1
@@ -166,48 +175,81 @@ class Audience:
         return ahead + 1
 
     def flush_positions(self) -> Outbox:
-        """Position changes since the last flush (called a few times a second, not per prompt)."""
+        """Position changes since the last flush (called a few times a second, not per prompt).
+
+        Also the moment to forget idle phones: a tick, whether or not the crowd sends anything.
+        """
+        self.forget_idle()
         if not self._positions_dirty:
             return []
         self._positions_dirty = False
         return self._position_updates()
 
-    def _screen(self, prompt: Prompt, now: float) -> tuple[str | None, float | None]:
-        cid = prompt.client_id
-        if cid in self.banned:
+    def _screen(self, prompt: Prompt, phone: Phone, now: float) -> tuple[str | None, float | None]:
+        """Why a prompt is refused (and when to try again), or (None, None): the cheap checks first.
+
+        The blocklist and the duplicate check cost up to milliseconds, so they run only for a prompt
+        within its rate limits, and it pays a token for them whatever they find.
+        """
+        cid, ip = prompt.client_id, prompt.ip
+        if cid in self.banned or ip in self.banned_ips or self._tainted(phone, now):
             return BANNED, None
-        if self.moderator is not None:
-            verdict = self.moderator.check(prompt.text)
-            if not verdict.allowed:
-                return verdict.reason, None
-        wait = max(self._bucket(self._client_buckets, cid, 1.0, now).wait_time(now),
-                   self._bucket(self._ip_buckets, prompt.ip, IP_BUCKET_FACTOR, now).wait_time(now))
+        wait = max(self._client_buckets.wait_time(cid, now), self._ip_buckets.wait_time(ip, now))
         if wait > 0:
-            return f"Slow down! You can send another prompt in {max(1, round(wait))} s.", wait
-        key = dupe_key(prompt.text)
-        for old in self._recent.get(cid, ()):
-            if old == key or SequenceMatcher(None, old, key).ratio() >= self.cfg.similarity:
-                return DUPLICATE, None
+            return _slow_down(max(1, round(wait))), wait
         if len(self._queues.get(cid, ())) >= self.cfg.max_pending_per_client:
             return TOO_MANY, None
         if self.queued_count >= self.cfg.max_queue:
             return QUEUE_FULL, 60.0
+        self._client_buckets.take(cid, now)
+        self._ip_buckets.take(ip, now)
+        if self.moderator is not None:
+            verdict = self.moderator.check(prompt.text)
+            if not verdict.allowed:
+                return verdict.reason, None
+        key = dupe_key(prompt.text)
+        for old in phone.recent:
+            if old == key or _alike(old, key, self.cfg.similarity):
+                return DUPLICATE, None
         return None, None
 
-    def _bucket(self, table: dict[str, TokenBucket], key: str, factor: float, now: float) -> TokenBucket:
-        bucket = table.get(key)
-        if bucket is None:
-            rate = factor / self.cfg.cooldown if self.cfg.cooldown > 0 else 0.0
-            bucket = table[key] = TokenBucket(self.cfg.burst * factor, rate, now)
-        return bucket
+    def _tainted(self, phone: Phone, now: float) -> bool:
+        """A phone first seen on an address just after a phone there was banned: the banned one, back."""
+        mark = self._ban_marks.get(phone.ip) if phone.ip is not None else None
+        return mark is not None and phone.first_seen > mark and now - mark < self.cfg.ban_memory
 
-    def _remember(self, client_id: str, prompt_id: str) -> None:
-        history = self._history.setdefault(client_id, deque(maxlen=STATUSES_PER_CLIENT))
-        if len(history) == history.maxlen:
-            dropped = history[0]
-            if self.prompts.get(dropped) and self.prompts[dropped].state in FINAL_STATES:
-                del self.prompts[dropped]
-        history.append(prompt_id)
+    def _live(self, prompt_id: str) -> bool:
+        prompt = self.prompts.get(prompt_id)
+        return prompt is not None and prompt.state not in FINAL_STATES
+
+    def _free(self, prompt_id: str) -> None:
+        self.prompts.pop(prompt_id, None)
+        self._told.pop(prompt_id, None)
+
+    def forget_idle(self) -> None:
+        """Forget what the crowd no longer needs: idle phones past ``phone_memory``, refilled buckets, old
+        ban marks. Each call looks at a bounded number of phones; ``flush_positions`` calls it."""
+        now = self.clock()
+        self.phones.expire(now)
+        self._client_buckets.sweep(now)
+        self._ip_buckets.sweep(now)
+        for ip in [ip for ip, mark in self._ban_marks.items() if now - mark >= self.cfg.ban_memory]:
+            del self._ban_marks[ip]
+
+    def remembered(self) -> Remembered:
+        """How much of the crowd is in memory now: what ``max_phones`` and its friends bound."""
+        return Remembered(len(self.phones), len(self.prompts), len(self._client_buckets) + len(self._ip_buckets))
+
+    def handle(self, client_id: str) -> str:
+        """A short name for a phone that the control page may show: a keyed hash, not the id.
+
+        The client id is a bearer credential (whoever has it reads and sends as that phone), so it
+        never leaves for the page; the handle is stable for the show and says nothing about the id.
+        """
+        if client_id == VJ_CLIENT:
+            return "VJ"
+        digest = hashlib.blake2s(client_id.encode(), key=self._handle_key, digest_size=5).digest()
+        return base64.b32encode(digest).decode().lower()[:HANDLE_LENGTH]
 
     # --- the queue ----------------------------------------------------------------
     @property
@@ -294,12 +336,14 @@ class Audience:
 
     def statuses_for(self, client_id: str) -> list[PromptStatus]:
         """The latest status of each prompt this phone sent (oldest first): for welcome."""
-        return [self.status_of(pid) for pid in self._history.get(client_id, ()) if pid in self.prompts]
+        phone = self.phones.seen(client_id, self.clock())
+        return [self.status_of(pid) for pid in phone.history if pid in self.prompts] if phone else []
 
     def restore(self, prompt: Prompt) -> None:
         """Put back a prompt from the journal after a restart (queued ones rejoin the line)."""
+        self.phones.admit(prompt.client_id, None, self.clock(), force=True)
         self.prompts[prompt.id] = prompt
-        self._remember(prompt.client_id, prompt.id)
+        self.phones.remember(prompt.client_id, prompt.id)
         if prompt.state is State.QUEUED:
             self._queues.setdefault(prompt.client_id, deque()).append(prompt.id)
             self._queued += 1
@@ -339,10 +383,34 @@ class Audience:
         return self.reject(prompt_id, "Removed from the queue by the VJ.")
 
     def ban(self, client_id: str) -> Outbox:
-        """No more prompts from this phone this show; its waiting prompts leave the line."""
+        """No more prompts from this phone this show; its waiting prompts leave the line.
+
+        Clearing the phone's storage makes a new id, so for ``ban_memory`` seconds an id first seen on
+        an address where this phone was seen is refused too (phones known there before are not).
+        """
         self.banned.add(client_id)
+        phone = self.phones.get(client_id)
+        if phone is not None:
+            now = self.clock()
+            seen_at = {self.prompts[p].ip for p in phone.history if p in self.prompts}
+            seen_at.update([phone.ip] if phone.ip is not None else [])
+            for ip in seen_at - NO_ADDRESS:
+                self._ban_marks[ip] = now
+        return self._reject_all(list(self._queues.get(client_id, ())))
+
+    def ban_address(self, ip: str) -> Outbox:
+        """No more prompts from this address this show, whatever the id; its waiting prompts leave the line.
+
+        Every phone behind one venue NAT shares its address: the control page says so beside the button.
+        """
+        if ip in NO_ADDRESS:
+            return []
+        self.banned_ips.add(ip)
+        return self._reject_all([p for q in self._queues.values() for p in q if self.prompts[p].ip == ip])
+
+    def _reject_all(self, prompt_ids: list[str]) -> Outbox:
         out: Outbox = []
-        for pid in list(self._queues.get(client_id, ())):
+        for pid in prompt_ids:
             out += self.reject(pid, BANNED)
         return out
 
@@ -372,8 +440,9 @@ class Audience:
     def submit_vj(self, text: str) -> Prompt:
         """The VJ's own prompt: no limits, no moderation, generated before anything else in line."""
         prompt = Prompt(f"p-{secrets.token_hex(6)}", VJ_CLIENT, VJ_CLIENT, text, self.clock())
+        self.phones.admit(VJ_CLIENT, None, prompt.created, force=True)
         self.prompts[prompt.id] = prompt
-        self._remember(VJ_CLIENT, prompt.id)
+        self.phones.remember(VJ_CLIENT, prompt.id)
         self._queues.setdefault(VJ_CLIENT, deque()).append(prompt.id)
         self._queued += 1
         self._front.insert(0, prompt.id)

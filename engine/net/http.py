@@ -3,19 +3,35 @@
 Every answer carries the security headers; files are served only from a list made at start-up
 (a request path is never joined onto a folder); images are looked up by id, off the loop when
 the lookup is a coroutine (their bytes come from the journal's disk).
+
+Both servers are ``websockets`` servers, and some of what happens on their sockets is its code,
+not ours: it reads the request (and answers 414 and 431 itself, from inside its parser), and
+only then calls ``process_request``. ``GuardedConnection`` is the hook in front of that: it
+caps the openings still unfinished per address and in all, and it finishes every answer on
+the way out (the security headers, no body for HEAD). ``only_get_and_head`` answers 405 to
+every other method before a route sees the request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import http
 import inspect
+import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from engine.logs import LogThrottle, held_back
+
+log = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; style-src 'self'; "
@@ -30,9 +46,13 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 
+ALLOWED_METHODS = ("GET", "HEAD")
+REFUSAL_WARN_EVERY_S = 60.0
+
 # image id → (bytes, content type), or None; a coroutine when the bytes come from the disk
 Found = tuple[bytes, str] | None
 ImageLookup = Callable[[str], Found | Awaitable[Found]]
+Route = Callable[[ServerConnection, Request], Awaitable[Response | None]]
 
 
 def static_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, Path]:
@@ -94,3 +114,115 @@ def is_vj_path(path: str) -> bool:
 def ip_of(connection: ServerConnection) -> str:
     addr = connection.remote_address
     return str(addr[0]) if addr else "unknown"
+
+
+def only_get_and_head(route: Route) -> Route:
+    """``route`` behind a 405 for every method but GET and HEAD (a HEAD is answered as a GET, less the body).
+
+    websockets reads any method and hands it to ``process_request``: without this, DELETE or TRACE
+    got the page.
+    """
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if request.method not in ALLOWED_METHODS:
+            return http_response(http.HTTPStatus.METHOD_NOT_ALLOWED, b"Method not allowed\n",
+                                 "text/plain; charset=utf-8", extra={"Allow": ", ".join(ALLOWED_METHODS)})
+        return await route(connection, request)
+    return process_request
+
+
+class HandshakeGate:
+    """Openings in progress (connected, request not read yet), counted per address and in all.
+
+    A client that connects and never sends its request holds a socket until the handshake timeout;
+    without a cap, one address could hold thousands (slowloris). Past the cap a new connection is
+    closed at once, before anything is read.
+    """
+
+    def __init__(self, per_ip: int, total: int) -> None:
+        self.per_ip = per_ip
+        self.total = total
+        self.open = 0
+        self.refused = 0
+        self._by_ip: dict[str, int] = {}
+        self.quiet = LogThrottle(REFUSAL_WARN_EVERY_S)
+
+    def enter(self, ip: str) -> bool:
+        """Count an opening from ``ip``; False, and nothing counted, when it is over a cap."""
+        held = self._by_ip.get(ip, 0)
+        if held >= self.per_ip or self.open >= self.total:
+            self.refused += 1
+            return False
+        self._by_ip[ip] = held + 1
+        self.open += 1
+        return True
+
+    def leave(self, ip: str) -> None:
+        left = self._by_ip.get(ip, 1) - 1
+        if left <= 0:
+            self._by_ip.pop(ip, None)
+        else:
+            self._by_ip[ip] = left
+        self.open -= 1
+
+    def unfinished(self, ip: str) -> int:
+        return self._by_ip.get(ip, 0)
+
+
+class GuardedConnection(ServerConnection):
+    """A ``websockets`` connection that answers to a ``HandshakeGate`` and finishes every answer.
+
+    Made per server by ``guarded_connection`` and given to ``serve(create_connection=...)``.
+    """
+
+    gate: ClassVar[HandshakeGate]
+
+    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
+        super().__init__(protocol, server, **kwargs)
+        self._opening: str | None = None
+        send = protocol.send_response
+
+        def send_response(response: Response) -> None:
+            send(self._finished(response))
+
+        # Every answer goes through here, websockets' own too: 414 and 431 are sent from inside its
+        # parser, where neither process_request nor process_response is called.
+        protocol.send_response = send_response  # type: ignore[method-assign]
+
+    def _finished(self, response: Response) -> Response:
+        for k, v in SECURITY_HEADERS.items():
+            if k not in response.headers:
+                response.headers[k] = v
+        if self.request is not None and self.request.method == "HEAD":
+            return dataclasses.replace(response, body=b"")  # Content-Length stays the GET body's
+        return response
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        ip = ip_of(self)
+        if not self.gate.enter(ip):
+            held = self.gate.quiet.admit(ip)
+            if held is not None:
+                log.warning("too many unfinished openings (%d from %s, %d in all): new connections are closed "
+                            "at once%s", self.gate.unfinished(ip), ip, self.gate.open, held_back(held))
+            self.transport.abort()
+            return
+        self._opening = ip
+        self.request_rcvd.add_done_callback(lambda _: self._opened())
+
+    def _opened(self) -> None:
+        if self._opening is not None:
+            self.gate.leave(self._opening)
+            self._opening = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._opened()
+        super().connection_lost(exc)
+
+
+def guarded_connection(gate: HandshakeGate) -> type[GuardedConnection]:
+    """The connection class for one server, answering to its ``gate``."""
+    class Connection(GuardedConnection):
+        pass
+
+    Connection.gate = gate
+    return Connection

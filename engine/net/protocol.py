@@ -115,12 +115,15 @@ class PromptStatus:
     image_urls: tuple[str, ...] = ()
     ref: str | None = None
 
-    def to_message(self) -> dict[str, Any]:
+    def to_message(self, per_place: float = 0.0) -> dict[str, Any]:
+        """The wire form; ``per_place``: seconds the screen takes per image, for a queued prompt's ``wait``."""
         msg: dict[str, Any] = {"type": "status", "id": self.id, "text": self.text, "state": self.state.value}
         if self.ref is not None:
             msg["ref"] = self.ref
         if self.state is State.QUEUED:
             msg["position"] = self.position
+            if self.position is not None and per_place > 0:
+                msg["wait"] = round(self.position * per_place)
         if self.reason is not None:
             msg["reason"] = self.reason
         if self.retry_after is not None:
@@ -136,9 +139,10 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
-def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[PromptStatus], feed: bool) -> str:
+def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[PromptStatus], feed: bool,
+            per_place: float = 0.0) -> str:
     return encode({"type": "welcome", "client_id": client_id, "max_length": max_length, "cooldown": cooldown,
-                   "prompts": [p.to_message() for p in prompts], "feed": feed})
+                   "prompts": [p.to_message(per_place) for p in prompts], "feed": feed})
 
 
 def error(code: str, message: str, ref: str | None = None) -> str:
@@ -148,8 +152,8 @@ def error(code: str, message: str, ref: str | None = None) -> str:
     return encode(msg)
 
 
-def status(s: PromptStatus) -> str:
-    return encode(s.to_message())
+def status(s: PromptStatus, per_place: float = 0.0) -> str:
+    return encode(s.to_message(per_place))
 
 
 def feed(text: str) -> str:
@@ -157,6 +161,7 @@ def feed(text: str) -> str:
 
 
 PONG = encode({"type": "pong"})
+TOO_FAST = error("too_fast", "Too many messages: slow down.")  # the frame was not read, so it has no ref
 
 
 class ErrorBudget:

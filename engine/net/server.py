@@ -8,9 +8,13 @@ Hardening, in one place:
 - only files listed at start-up from ``web/`` and journal images by id are served:
   a request path is never joined onto a folder, so ``..``, encoded dots and
   symlinks lead nowhere;
-- every answer carries a strict Content-Security-Policy and friends;
-- connections are capped per address and in all; the opening handshake and idle
-  phones time out; frames over ``server.max_message_bytes`` close the connection;
+- every answer carries a strict Content-Security-Policy and friends, websockets' own
+  too; methods other than GET and HEAD get 405 (``net/http.py``);
+- openings still unfinished and connections are capped per address and in all; the
+  opening handshake and idle phones time out; frames over ``server.max_message_bytes`` close the connection;
+- every frame, of any type, first passes a token bucket per connection and a looser one per
+  address (``limits.MessageGate``), before it is even parsed; a connection that keeps sending past
+  its limit is closed (1008), so a flood cannot slow the other phones' pings;
 - a client that keeps sending bad messages is dropped; whatever one client sends,
   the others are still served.
 """
@@ -36,17 +40,20 @@ from engine.net import protocol
 from engine.net.audience import Outbox
 from engine.net.fanout import fanout
 from engine.net.http import (
-    SECURITY_HEADERS,
     WEB_ROOT,
+    HandshakeGate,
     ImageLookup,
     content_type,
+    guarded_connection,
     http_response,
     image_response,
     ip_of,
     is_vj_path,
+    only_get_and_head,
     static_files,
     text_response,
 )
+from engine.net.limits import Buckets, Gate, MessageGate
 from engine.net.protocol import PingMsg, PromptStatus, ProtocolError
 from engine.net.vj_server import VjRoutes
 
@@ -91,6 +98,7 @@ class Client:
     client_id: str
     ip: str
     errors: protocol.ErrorBudget
+    gate: MessageGate
 
 
 class AudienceServer:
@@ -101,12 +109,15 @@ class AudienceServer:
         self.intake = intake
         self.images: ImageLookup = images or (lambda _id: None)
         self.vj = vj
+        self.per_place = 0.0  # seconds the screen spends per image (the line's pace): a queued phone's wait
         self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
         self._cache: dict[str, bytes] = {}
         self._server: Server | None = None
         self._by_client: dict[str, set[ServerConnection]] = {}
         self._per_ip: dict[str, int] = {}
+        self._messages_per_ip = Buckets(server_cfg.messages_burst_per_ip, server_cfg.messages_per_s_per_ip)
         self.connections = 0
+        self.openings = HandshakeGate(server_cfg.max_handshakes_per_ip, server_cfg.max_handshakes)
         self._tasks: set[asyncio.Task[None]] = set()
         if "/" not in self.files:
             log.warning("no web/index.html: the phone page is missing")
@@ -121,7 +132,8 @@ class AudienceServer:
                         self.cfg.max_connections)
         self._server = await serve(
             self._handle, host if host is not None else self.cfg.host, port if port is not None else self.cfg.port,
-            process_request=self._process_request, process_response=self._process_response,
+            process_request=only_get_and_head(self._process_request),
+            create_connection=guarded_connection(self.openings),
             max_size=self.cfg.max_message_bytes, max_queue=4, open_timeout=self.cfg.handshake_timeout,
             ping_interval=20, ping_timeout=20, close_timeout=2, compression=None, server_header=None,
             write_limit=65536,
@@ -153,12 +165,6 @@ class AudienceServer:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
         return await self._serve_file(path)
-
-    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
-        for k, v in SECURITY_HEADERS.items():
-            if k not in response.headers:
-                response.headers[k] = v
-        return response
 
     async def _serve_file(self, raw_path: str) -> Response:
         path = unquote(raw_path)
@@ -212,45 +218,55 @@ class AudienceServer:
         ip = ip_of(connection)
         query = parse_qs(parts.query)
         client_id, _new = protocol.client_id_or_new(next(iter(query.get("client", [])), None))
-        client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors))
+        gate = MessageGate(ip, self.cfg.messages_per_s, self.cfg.messages_burst, self._messages_per_ip,
+                           time.monotonic())
+        client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors), gate)
         self._register(client)
         try:
             await connection.send(protocol.welcome(
                 client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
-                self.intake.statuses_for(client_id), self.audience_cfg.feed))
+                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place))
             while True:
                 try:
                     frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)
                 except TimeoutError:
                     await connection.close(1000, "idle")
                     return
-                if not self._on_frame(client, frame):
-                    await connection.close(1008, "too many bad messages")
+                closing = self._on_frame(client, frame)
+                if closing is not None:
+                    await connection.close(1008, closing)
                     return
         except ConnectionClosed:
             pass
         finally:
             self._unregister(client)
 
-    def _on_frame(self, client: Client, frame: str | bytes) -> bool:
-        """Handle one frame; False when the client should be disconnected."""
+    def _on_frame(self, client: Client, frame: str | bytes) -> str | None:
+        """Handle one frame; the reason to close the connection with, or None to go on."""
+        now = time.monotonic()
+        gate = client.gate.admit(now)  # before parsing: a flood costs the least possible
+        if gate is Gate.CLOSE:
+            return "too many messages"
+        if gate is Gate.DROP:
+            broadcast([client.connection], protocol.TOO_FAST)
+            return None
         try:
             msg = protocol.parse(frame, self.audience_cfg.max_length)
         except ProtocolError as err:
             broadcast([client.connection], protocol.error(err.code, err.message, err.ref))
-            return not client.errors.record(time.monotonic())
+            return "too many bad messages" if client.errors.record(now) else None
         if isinstance(msg, PingMsg):
             broadcast([client.connection], protocol.PONG)
-            return True
+            return None
         self.intake.submit(client.client_id, client.ip, msg.text, msg.ref)  # answered once journaled
-        return True
+        return None
 
     def deliver(self, outbox: Outbox) -> None:
         """Push statuses to every connection of the phones concerned; never waits."""
         for client_id, status in outbox:
             conns = self._by_client.get(client_id)
             if conns:
-                fanout(conns, protocol.status(status))
+                fanout(conns, protocol.status(status, self.per_place))
 
     def broadcast_feed(self, text: str) -> None:
         if self.audience_cfg.feed:

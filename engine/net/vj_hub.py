@@ -3,10 +3,10 @@
 Keeps every open control page up to date (each part of the state is sent again
 only when it changed), carries out what the pages ask through the ``Controls`` seam
 (the backstage implements it; the hub never sees the backstage itself) and the show's
-command inbox, and streams the preview: the show thread publishes
-small RGB frames on the state board while a page wants them; they are JPEG-encoded
-in the worker pool and sent as binary frames, dropped rather than queued for a
-slow page.
+command inbox, ends logins on ``logout`` (closing the pages they opened), and streams
+the preview: the show thread publishes small RGB frames on the state board while a
+page wants them; they are JPEG-encoded in the worker pool and sent as binary frames,
+dropped rather than queued for a slow page.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from engine.control.midi_map import Control, Target
 from engine.gen.images import encode
 from engine.net import vj_protocol as vp
 from engine.net import vj_state
+from engine.net.vj_auth import session_from_cookies
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ SLOW_PARTS_S = 1.0  # backend, generation: looked at once a second
 GALLERY_S = 5.0  # the gallery: when the picture changes, and every few seconds in case
 MESSAGES_PER_S = 120.0  # two sliders dragged at once send about 60 a second
 PARTS = ("show", "tempo", "shaders", "queue", "gallery", "generation", "backend", "midi")
+LOGGED_OUT = 1008  # the close code the page reads as "log in again"
 
 
 @dataclass
 class Page:
     connection: ServerConnection
+    session: str | None = None  # the login it was opened with
+    ended: bool = False  # its login ended: closed after its last answer
     preview: bool = True
     allowance: float = MESSAGES_PER_S
     last: float = field(default_factory=time.monotonic)
@@ -64,6 +68,16 @@ class Listening(Protocol):
     """The audio engine's latest features (the show's, or its mirror in the backstage process)."""
 
     def latest(self) -> Heard: ...
+
+
+class Sessions(Protocol):
+    """The logins (``vj_auth.TokenGate``): what ``logout`` ends."""
+
+    def session_ok(self, session: str | None) -> bool: ...
+
+    def end_session(self, session: str | None) -> None: ...
+
+    def end_all_sessions(self) -> None: ...
 
 
 class Controls(Protocol):
@@ -100,7 +114,7 @@ class Controls(Protocol):
 class VjHub:
     def __init__(self, controls: Controls, board: StateBoard, commands: queue.SimpleQueue[Command],
                  pool: Executor, join_url: str, live: Listening | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sessions: Sessions | None = None) -> None:
         self.controls = controls
         self.board = board
         self.commands = commands
@@ -108,6 +122,7 @@ class VjHub:
         self.join_url = join_url
         self.live = live
         self.clock = clock
+        self.sessions = sessions
         self.pages: dict[ServerConnection, Page] = {}
         self.latest: dict[str, str] = {}  # part → its last message, what a new page gets first
         self._seen: dict[str, object] = {}  # part → the state it was last built from (skip rebuilding)
@@ -115,6 +130,7 @@ class VjHub:
         self._gallery_at = 0.0
         self._preview_seq = 0
         self._encoding = False
+        self._closing: set[asyncio.Task[None]] = set()
 
     # --- state out -------------------------------------------------------------------
     def refresh(self, force_slow: bool = False) -> None:
@@ -181,7 +197,8 @@ class VjHub:
 
     # --- one page ----------------------------------------------------------------------
     async def handle(self, connection: ServerConnection) -> None:
-        page = Page(connection)
+        request = connection.request
+        page = Page(connection, session_from_cookies(request.headers.get_all("Cookie")) if request else None)
         self.pages[connection] = page
         log.info("control page connected from %s", connection.remote_address[0] if connection.remote_address
                  else "?")
@@ -197,6 +214,8 @@ class VjHub:
                 reply = self.answer(page, frame)
                 if reply is not None:
                     await connection.send(reply)
+                if page.ended:
+                    await connection.close(LOGGED_OUT, "logged out")
         except ConnectionClosed:
             pass
         finally:
@@ -229,6 +248,9 @@ class VjHub:
         if isinstance(req, vp.CommandReq):
             self.commands.put(req.command)
             return vp.ack(req.ref)
+        if isinstance(req, vp.LogoutReq):
+            self._log_out(page, req.everywhere)
+            return vp.ack(req.ref)
         if isinstance(req, vp.PromptOp):
             ctl.prompt_op(req.op, req.id, req.reason, req.to)
         elif isinstance(req, vp.ReshowReq):
@@ -244,6 +266,25 @@ class VjHub:
             ctl.midi_forget(req.control)
         self.refresh()
         return vp.ack(req.ref)
+
+    def _log_out(self, page: Page, everywhere: bool) -> None:
+        """End the login (or all of them); every page left without one is closed."""
+        sessions = self.sessions
+        if sessions is None:
+            raise vp.VjProtocolError("failed", "this control page has no login to end")
+        if everywhere:
+            sessions.end_all_sessions()
+        else:
+            sessions.end_session(page.session)
+        log.info("control page: logged out%s", " everywhere" if everywhere else "")
+        for other in self.pages.values():
+            if other.ended or sessions.session_ok(other.session):
+                continue
+            other.ended = True
+            if other is not page:  # this page is closed after its ack (handle)
+                task = asyncio.get_running_loop().create_task(other.connection.close(LOGGED_OUT, "logged out"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
 
 _NOTHING = object()

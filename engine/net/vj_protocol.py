@@ -22,7 +22,8 @@ MAX_REF = 64
 MAX_REASON = 200
 MAX_VJ_PROMPT = 500
 MAX_ID = 80
-PAGE_ACTIONS = frozenset(Action) - {Action.QUIT, Action.ESCAPE, Action.FULLSCREEN}
+# PAIR belongs to the show machine's keyboard: a logged-in page has no use for a pairing code.
+PAGE_ACTIONS = frozenset(Action) - {Action.QUIT, Action.ESCAPE, Action.FULLSCREEN, Action.PAIR}
 # The generation settings the page may change → the config key behind each (validated like config.toml).
 SETTINGS: dict[str, str] = {
     **{name: f"generation.{name}" for name in ("width", "height", "aspect_ratio", "cfg_scale", "steps", "samples",
@@ -43,7 +44,7 @@ class CommandReq:
 
 @dataclass(frozen=True)
 class PromptOp:
-    """approve, reject, ban, remove or move, on one prompt."""
+    """approve, reject, ban, ban_address, remove or move, on one prompt."""
 
     op: str
     id: str
@@ -93,8 +94,16 @@ class PingReq:
     ref: str | None = None
 
 
+@dataclass(frozen=True)
+class LogoutReq:
+    """End this page's login, or with ``everywhere`` every control page's."""
+
+    everywhere: bool = False
+    ref: str | None = None
+
+
 VjRequest = (CommandReq | PromptOp | ReshowReq | VjPromptReq | SettingsReq | MidiLearnReq | MidiForgetReq
-             | PreviewReq | PingReq)
+             | PreviewReq | PingReq | LogoutReq)
 
 
 def _ref(data: Mapping[str, Any]) -> str | None:
@@ -193,7 +202,7 @@ def parse(frame: str | bytes) -> VjRequest:
     kind = data.get("type")
     if kind == "command":
         return CommandReq(_command(data, ref), ref)
-    if kind in ("approve", "ban", "remove"):
+    if kind in ("approve", "ban", "ban_address", "remove"):
         return PromptOp(kind, _str(data, "id", ref), ref=ref)
     if kind == "reject":
         reason = _str(data, "reason", ref, MAX_REASON, required=False).strip() or None
@@ -224,6 +233,11 @@ def parse(frame: str | bytes) -> VjRequest:
         return PreviewReq(bool(data.get("on", True)), ref)
     if kind == "ping":
         return PingReq(ref)
+    if kind == "logout":
+        everywhere = data.get("everywhere", False)
+        if not isinstance(everywhere, bool):
+            raise VjProtocolError("bad_message", "everywhere: true or false", ref)
+        return LogoutReq(everywhere, ref)
     raise VjProtocolError("unknown_type", f"unknown message type {str(kind)[:40]!r}", ref)
 
 

@@ -1,10 +1,12 @@
 """The control page's routes: ``/vj`` (page, files, gallery images) and the ``/vj/ws`` socket.
 
-Every route needs the VJ token (docs/vj-protocol.md): given once as ``/vj?token=``,
-then carried by an HttpOnly, SameSite=Strict cookie scoped to ``/vj``. Anything
-without it gets a bare 401 login form (no state, no prompts, no paths); an address
-that keeps guessing gets 429. The socket also checks that a browser's Origin is
-the page's own host, so another site cannot drive a logged-in browser.
+Every route needs a login (docs/vj-protocol.md): the VJ token or a one-time pairing
+code, given once as ``/vj?token=`` (or ``?code=``), opens a session whose id (never the
+token) an HttpOnly, SameSite=Strict cookie scoped to ``/vj`` carries. Anything without
+one gets a bare 401 login form (no state, no prompts, no paths); an address that keeps
+guessing gets 429 for its guesses, never for a right secret (``vj_auth``). The socket
+also checks that a browser's Origin is the page's own host, so another site cannot
+drive a logged-in browser.
 
 The routes are served by the audience server (same port) or, when ``[vj] port`` is
 set, by a server of their own on ``[vj] host``.
@@ -28,23 +30,26 @@ from engine.config import VjConfig
 from engine.gen.images import parse_image_path
 from engine.net.http import (
     WEB_ROOT,
+    HandshakeGate,
     ImageLookup,
     content_type,
+    guarded_connection,
     http_response,
     image_response,
     ip_of,
     is_vj_path,
+    only_get_and_head,
     static_files,
     text_response,
 )
-from engine.net.vj_auth import TokenGate
+from engine.net.vj_auth import COOKIE, TokenGate, session_from_cookies
 
 log = logging.getLogger(__name__)
 
-COOKIE = "stagecraft_vj"
 VJ_ROOT = WEB_ROOT / "vj"
 IMAGES = "/vj/images/"  # the gallery's images, behind the token
 MAX_MESSAGE_BYTES = 16384
+HANDSHAKES_PER_IP, HANDSHAKES = 8, 64  # unfinished openings on the page's own port: one VJ, a few tabs
 NO_STORE = "no-store"  # nothing of the control page stays in a shared browser's cache
 
 LOGIN_STYLE = (
@@ -66,26 +71,29 @@ def login_page(note: str = "") -> bytes:
         'content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer">'
         f"<title>Stagecraft VJ: log in</title><style>{LOGIN_STYLE}</style></head><body>"
         '<form method="get" action="/vj"><strong>Stagecraft control page</strong>'
-        "<p>Enter the VJ token printed on the engine's console and HUD.</p>"
-        f'{extra}<input name="token" type="password" autocomplete="current-password" aria-label="VJ token" '
+        "<p>Enter the VJ token printed on the engine's console, or a pairing code: press P on the show "
+        "machine and read it off its console.</p>"
+        f'{extra}<input name="token" type="password" autocomplete="current-password" '
+        'aria-label="VJ token or pairing code" '
         'autofocus required><button type="submit">Log in</button></form></body></html>'
     ).encode()
 
 
-def _refused(status: http.HTTPStatus, note: str = "", retry_after: float | None = None) -> Response:
+TOO_MANY = "Too many wrong tokens or codes from this network: wait a minute (the right one still works)."
+
+
+def _refused(status: http.HTTPStatus, note: str = "", retry_after: float | None = None,
+             forget_cookie: bool = False) -> Response:
     headers = {"Content-Security-Policy": LOGIN_CSP}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after)))
+    if forget_cookie:  # a login that ended: the browser stops sending it
+        headers["Set-Cookie"] = f"{COOKIE}=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/vj"
     return http_response(status, login_page(note), "text/html; charset=utf-8", NO_STORE, headers)
 
 
-def cookie_token(headers: Headers) -> str | None:
-    for header in headers.get_all("Cookie"):
-        for part in header.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == COOKIE:
-                return value
-    return None
+def cookie_session(headers: Headers) -> str | None:
+    return session_from_cookies(headers.get_all("Cookie"))
 
 
 class VjRoutes:
@@ -112,33 +120,38 @@ class VjRoutes:
             return text_response(http.HTTPStatus.BAD_REQUEST, "Bad request", NO_STORE)
         path = unquote(parts.path)
         ip = ip_of(connection)
-        offered = next(iter(parse_qs(parts.query).get("token", [])), None) if path == "/vj" else None
-        if offered is not None:
-            verdict = self.gate.check(offered, ip)
-            if verdict.retry_after is not None:
-                return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong tokens: wait a minute.",
-                                verdict.retry_after)
-            if not verdict.ok:
-                log.warning("VJ page: wrong token from %s", ip)
-                return _refused(http.HTTPStatus.UNAUTHORIZED, "That token is not right.")
-            secure = "; Secure" if self.secure_cookie else ""
-            cookie = f"{COOKIE}={offered}; HttpOnly; SameSite=Strict; Path=/vj{secure}"
-            return http_response(http.HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8", NO_STORE,
-                                 {"Location": "/vj", "Set-Cookie": cookie})
-        presented = cookie_token(request.headers)
-        if presented is None:
+        if path == "/vj":
+            query = parse_qs(parts.query)
+            offered = next(iter(query.get("token", []) or query.get("code", [])), None)
+            if offered is not None:
+                return self._log_in(offered, ip)
+        session = cookie_session(request.headers)
+        if session is None:
             return _refused(http.HTTPStatus.UNAUTHORIZED)
-        verdict = self.gate.check(presented, ip)
+        verdict = self.gate.check_session(session, ip)
         if verdict.retry_after is not None:
-            return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong tokens: wait a minute.",
-                            verdict.retry_after)
+            return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, TOO_MANY, verdict.retry_after, forget_cookie=True)
         if not verdict.ok:
-            return _refused(http.HTTPStatus.UNAUTHORIZED, "Your login has expired: enter the token again.")
+            return _refused(http.HTTPStatus.UNAUTHORIZED, "Your login has ended: log in again.", forget_cookie=True)
         if path == "/vj/ws":
             return self._admit_socket(request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
         return await self._serve(path)
+
+    def _log_in(self, offered: str, ip: str) -> Response:
+        """A token or pairing code: a new session in the cookie, and the secret out of the address bar."""
+        verdict = self.gate.check(offered, ip)
+        if verdict.retry_after is not None:
+            return _refused(http.HTTPStatus.TOO_MANY_REQUESTS, TOO_MANY, verdict.retry_after)
+        if not verdict.ok or verdict.session is None:
+            log.debug("VJ page: wrong token or code from %s", ip)  # the gate warns once an address keeps at it
+            return _refused(http.HTTPStatus.UNAUTHORIZED, "That token or code is not right.")
+        log.info("VJ page: logged in from %s", ip)
+        secure = "; Secure" if self.secure_cookie else ""
+        cookie = f"{COOKIE}={verdict.session}; HttpOnly; SameSite=Strict; Path=/vj{secure}"
+        return http_response(http.HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8", NO_STORE,
+                             {"Location": "/vj", "Set-Cookie": cookie})
 
     def _admit_socket(self, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
@@ -181,9 +194,10 @@ class VjRoutes:
                 return text_response(http.HTTPStatus.NOT_FOUND, "Not found", NO_STORE)
             return await self.process_request(connection, request)
 
-        self._server = await serve(self.handle, host, port, process_request=process, max_size=MAX_MESSAGE_BYTES,
-                                   max_queue=16, open_timeout=10, ping_interval=20, ping_timeout=20,
-                                   close_timeout=2, compression=None, server_header=None)
+        self._server = await serve(self.handle, host, port, process_request=only_get_and_head(process),
+                                   create_connection=guarded_connection(HandshakeGate(HANDSHAKES_PER_IP, HANDSHAKES)),
+                                   max_size=MAX_MESSAGE_BYTES, max_queue=16, open_timeout=10, ping_interval=20,
+                                   ping_timeout=20, close_timeout=2, compression=None, server_header=None)
 
     @property
     def port(self) -> int | None:

@@ -70,16 +70,18 @@ def shaders_state(catalog: Iterable[ShaderInfo], errors: Sequence[ShaderProblem]
     }
 
 
-def _item(p: Prompt, now: float) -> dict[str, Any]:
-    return {"id": p.id, "text": p.text, "client": p.client_id, "age": round(max(0.0, now - p.created), 1)}
+def _item(audience: Audience, p: Prompt, now: float) -> dict[str, Any]:
+    """One prompt for the page: its phone by handle, never by client id (a bearer credential)."""
+    age = round(max(0.0, now - p.created), 1)
+    return {"id": p.id, "text": p.text, "from": audience.handle(p.client_id), "age": age}
 
 
 def queue_state(audience: Audience, now: float) -> dict[str, Any]:
     (pending, line), making = audience.waiting(), audience.generating()
     return {
-        "pending": [_item(p, now) for p in pending[:QUEUE_LIMIT]], "pending_total": len(pending),
-        "line": [_item(p, now) for p in line[:QUEUE_LIMIT]], "line_total": len(line),
-        "generating": [_item(p, now) for p in making],
+        "pending": [_item(audience, p, now) for p in pending[:QUEUE_LIMIT]], "pending_total": len(pending),
+        "line": [_item(audience, p, now) for p in line[:QUEUE_LIMIT]], "line_total": len(line),
+        "generating": [_item(audience, p, now) for p in making],
     }
 
 

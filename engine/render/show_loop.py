@@ -252,6 +252,9 @@ class ShowLoop:
             self._freeze(toggled(self.frozen, cmd.value), now)
         elif cmd.action in (Action.TAP, Action.BPM, Action.NUDGE, Action.RESYNC):
             self._tempo(cmd)
+        elif cmd.action is Action.HOLD:
+            value = cmd.value if isinstance(cmd.value, int | float) else self.cfg.show.hold
+            self.director.hold = min(max(0.0, float(value)), 3600.0)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:

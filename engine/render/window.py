@@ -65,7 +65,9 @@ def run_window(opts: ShowOptions, stop: threading.Event) -> None:
 
     def on_key_press(symbol: int, modifiers: int) -> bool:
         cmd = command_for_key(pyglet.window.key.symbol_string(symbol))
-        if cmd is not None:
+        if cmd is not None and cmd.action is Action.PAIR:
+            opts.pair()  # backstage's, straight away: the code goes to the console, never near the picture
+        elif cmd is not None:
             opts.inbox.commands.put(cmd)
         return True  # handled: stops pyglet's default Esc-closes-the-window
 

@@ -101,9 +101,7 @@ class Checker:
 
 
 def run(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
-    if not paths:
-        print("usage: python -m engine check-shaders PATH...", file=sys.stderr)
-        return 2
+    """Check every shader under ``paths`` (the command line reads them: ``cli.check_shaders_paths``)."""
     files = shader_files(Path(p) for p in paths)
     if not files:
         print(f"no shader files ({', '.join(SHADER_SUFFIXES)}) under {' '.join(paths)}", file=out)

@@ -18,7 +18,7 @@
   const BUSY_MS = 3000;
   const STALE_MS = 2000;
   const REF_TTL_MS = 60000;
-  const LOGGED_OUT = "Logged out - reload the page and log in with the token";
+  const LOGGED_OUT = "Logged out - reload the page and log in with the token or a pairing code (P on the show machine)";
   const TRIGGERS = ["next", "blackout", "freeze", "hud", "tap", "resync", "clear_effects"];
   const NUMBER_SETTINGS = ["width", "height", "cfg_scale", "steps", "samples", "strength"];
   const SELECT_SETTINGS = ["aspect_ratio", "model", "style_preset", "img2img"];
@@ -211,6 +211,40 @@
     clearTimeout(reconnectTimer);
     setConn(false, "Logged out");
     showBanner(LOGGED_OUT);
+  }
+
+  /* The server ends the login (the cookie is worthless from then on) and closes the socket; the login
+     form is one reload away. */
+  function logOutNow(everywhere) {
+    send({ type: "logout", everywhere }, {
+      onAck: () => {
+        logOut();
+        location.replace("/vj");
+      },
+    });
+  }
+  $("logout").addEventListener("click", () => logOutNow(false));
+  confirmTwice($("logout-all"), "Log out all", () => logOutNow(true));  // it closes the other VJs' pages too
+
+  /** A button for what cannot be undone: the first click asks "Sure?", a second within BAN_CONFIRM_MS acts. */
+  function confirmTwice(btn, label, act) {
+    let timer = 0;
+    const disarm = () => {
+      clearTimeout(timer);
+      timer = 0;
+      setText(btn, label);
+      btn.classList.remove("armed");
+    };
+    btn.addEventListener("click", () => {
+      if (timer) {
+        disarm();
+        act();
+        return;
+      }
+      setText(btn, "Sure?");
+      btn.classList.add("armed");
+      timer = setTimeout(disarm, BAN_CONFIRM_MS);
+    });
   }
 
   function keepAlive() {
@@ -919,10 +953,10 @@
     setText(li.querySelector(".text"), item.text || "");
     li.querySelector(".age").setAttribute("data-age", String(num(item.age)));
     const client = li.querySelector(".client");
-    if (client) {
-      const c = typeof item.client === "string" ? item.client : "";
-      setText(client, c ? "from " + c.slice(0, 8) : "");
-      client.title = c;
+    if (client) {  // a short handle for the phone, never its id (whoever has the id can send as that phone)
+      const from = typeof item.from === "string" ? item.from : "";
+      setText(client, from ? "from " + from : "");
+      client.title = from ? "Phone " + from + " (the same handle for all its prompts this show)" : "";
     }
     li.classList.remove("busy");
   }
@@ -948,6 +982,15 @@
     const approve = h("button", { type: "button", class: "btn btn-small btn-ok", "data-act": "approve", text: "Approve" });
     const reject = h("button", { type: "button", class: "btn btn-small btn-warn", "data-act": "reject", text: "Reject" });
     const ban = h("button", { type: "button", class: "btn btn-small btn-bad", "data-act": "ban", text: "Ban" });
+    const banAddress = h("button", {
+      type: "button", class: "btn btn-small btn-bad", "data-act": "ban-address", text: "Ban address",
+      title: "Ban every phone on this phone's network address",
+    });
+    const addressWarning = h("p", {
+      class: "ban-warning", role: "alert", hidden: true,
+      text: "This bans every phone on that network address. A venue's Wi-Fi behind one NAT can share one " +
+        "address among many phones: all of them would be banned. Click again to ban the address.",
+    });
     const reason = h("input", {
       type: "text", class: "reason", maxlength: 200, placeholder: "Reason (optional), Enter to reject",
       "aria-label": "Reason (optional)", autocomplete: "off",
@@ -957,7 +1000,8 @@
     li.append(
       h("p", { class: "text" }),
       h("div", { class: "meta" }, h("span", { class: "age" }), h("span", { class: "client" })),
-      h("div", { class: "actions" }, approve, reject, ban),
+      h("div", { class: "actions" }, approve, reject, ban, banAddress),
+      addressWarning,
       rejectRow);
 
     const id = () => itemOf.get(li).id;
@@ -995,24 +1039,11 @@
     });
     cancel.addEventListener("click", closeReject);
 
-    let banTimer = 0;
-    ban.addEventListener("click", () => {
-      if (!banTimer) {
-        setText(ban, "Sure?");
-        ban.classList.add("armed");
-        banTimer = setTimeout(() => {
-          banTimer = 0;
-          setText(ban, "Ban");
-          ban.classList.remove("armed");
-        }, BAN_CONFIRM_MS);
-        return;
-      }
-      clearTimeout(banTimer);
-      banTimer = 0;
-      setText(ban, "Ban");
-      ban.classList.remove("armed");
-      itemAction(li, { type: "ban", id: id() });
-    });
+    confirmTwice(ban, "Ban", () => itemAction(li, { type: "ban", id: id() }));
+    confirmTwice(banAddress, "Ban address", () => itemAction(li, { type: "ban_address", id: id() }));
+    // The warning shows while the button asks "Sure?", however it stops asking (acted or timed out).
+    new MutationObserver(() => { addressWarning.hidden = !banAddress.classList.contains("armed"); })
+      .observe(banAddress, { attributes: true, attributeFilter: ["class"] });
     return li;
   }
 
