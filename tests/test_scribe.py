@@ -104,3 +104,24 @@ def test_an_image_file_is_written_off_the_loop(tmp_path: Path) -> None:
         rig.scribe.close()
         rig.pool.shutdown()
         journal.close()
+
+
+def test_the_scribe_retries_held_images_on_its_own(tmp_path: Path) -> None:
+    """While images wait in memory, the scribe tries the disk again every period, without a new image."""
+    journal = Journal.open(tmp_path)
+    rig = Rig(journal)
+    calls: list[int] = []
+    journal.catch_up = lambda: calls.append(1) or 0  # type: ignore[method-assign]
+
+    async def main() -> None:
+        task = asyncio.create_task(rig.scribe.keep_catching_up(period=0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    try:
+        asyncio.run(main())
+        assert len(calls) >= 3
+    finally:
+        rig.scribe.close()
+        rig.pool.shutdown()
+        journal.close()

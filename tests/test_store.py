@@ -617,3 +617,17 @@ def test_a_failing_write_in_a_batch_fails_alone(journal: Journal) -> None:
         with pytest.raises(StoreError, match="unknown prompt"):
             journal.set_state("p-missing", State.DONE)
     assert journal.prompt("p-1") is not None
+
+
+def test_held_images_reach_their_files_when_the_disk_is_back_without_a_new_image(
+    journal: Journal, disk: Callable[[int | None], None]
+) -> None:
+    """catch_up() writes the images kept in memory once the disk works again; no next image is needed."""
+    journal.record_prompt("p1", "c1", "x", {})
+    disk(errno.ENOSPC)
+    held = journal.add_image("p1", encoded(), {})
+    assert journal.catch_up() == 1  # the disk still refuses
+    disk(None)
+    assert journal.catch_up() == 0
+    record = journal.image(held.id)
+    assert record is not None and record.path == "p1-1.png" and (journal.folder / "p1-1.png").is_file()

@@ -198,7 +198,11 @@ class BackstageProcess:
                 if restart and self._stopping:
                     raise BackstageError("the show is stopping")
                 raise BackstageError(f"the backstage did not start within {START_TIMEOUT_S:.0f} s")
-        first = conn.recv()
+        try:
+            first = conn.recv()
+        except (EOFError, OSError) as err:  # the child died between "ready to read" and its first word
+            conn.close()
+            raise BackstageError(f"the backstage process exited at start (code {proc.exitcode})") from err
         if not isinstance(first, Ready):
             proc.join(10)
             conn.close()

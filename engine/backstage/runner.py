@@ -194,6 +194,7 @@ class Backstage:
             ("hud", paint_hud(self.board, self.inbox, self._pool, self.join_url, self._hud_lines)),
             ("gc", collect_garbage(lambda: ledger.last_prompt_at)),
             ("positions", flush_positions(ledger)),
+            ("catch-up", parts.scribe.keep_catching_up()),
             ("trim", trim_memory(self._pool)),
             ("pace", pace_the_line(cfg.show, ledger, self.inbox.commands, server=parts.server)),
             ("demo", demo_images(cfg, parts.generators[1], self._demo_wanted, ledger, self.board, self.inbox,

@@ -36,6 +36,8 @@ from engine.store import Journal
 
 log = logging.getLogger(__name__)
 
+CATCH_UP_S = 2.0  # how often images held in memory are tried on the disk again
+
 
 class Scribe:
     def __init__(self, journal: Journal | None, deliver: Callable[[Outbox], None], report: Callable[[str], None],
@@ -120,6 +122,17 @@ class Scribe:
         record = await loop.run_in_executor(self._files, journal.add_image, prompt_id, image, metadata)
         ext = record.path.rsplit(".", 1)[-1] if record.path and "." in record.path else "png"  # as it was served
         return StoredImage(record.id, ext)
+
+    async def keep_catching_up(self, period: float = CATCH_UP_S) -> None:
+        """While the disk refuses images (kept in memory), try again every ``period`` s on the files lane,
+        so they reach their files soon after the disk is back, not only when the next image comes."""
+        journal = self.journal
+        if journal is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            await loop.run_in_executor(self._files, journal.catch_up)
 
     async def image_bytes(self, image_id: str) -> bytes | None:
         if self.journal is None:

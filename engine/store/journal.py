@@ -427,6 +427,12 @@ class Journal:
                 self._rows.save(images=[replace(old, in_memory=False)])
         return kept
 
+    def catch_up(self) -> int:
+        """Try again to write the images held in memory (a disk that came back); how many are still held."""
+        if self._files.held_count():
+            self._catch_up()
+        return self._files.held_count()
+
     def _catch_up(self, wait: bool = False) -> None:
         """Write images held in memory to their files, oldest first, until the disk refuses again.
 
