@@ -155,7 +155,6 @@ class Ledger:
         self._stored: dict[str, StoredImage] = {}  # this show's stored images by id (gallery and re-show)
         self.last_image: str | None = None  # the newest stored image (image-to-image from the previous one)
         self._rehand: list[tuple[Prompt, StoredImage]] = []
-        self.hold: float | None = None  # the line's pace now (seconds an image holds), when it has been set
 
     @property
     def prompts(self) -> Mapping[str, Prompt]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,16 +55,17 @@ def test_the_backstage_tells_the_show_its_new_pace() -> None:
         step = ledger.submit(f"phone-pace{n:04d}", f"10.0.{n}.1", f"a {words[n % 8]} made of {n} colours")
         assert step.outbox[0][1].state.value == "queued"
     commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+    server = SimpleNamespace(per_place=10.0)
 
     async def run() -> None:
-        task = asyncio.create_task(pace_the_line(SHOW, ledger, commands, period=0.01))
+        task = asyncio.create_task(pace_the_line(SHOW, ledger, commands, period=0.01, server=server))
         await asyncio.sleep(0.1)
         task.cancel()
 
     asyncio.run(run())
     sent = commands.get_nowait()
     assert sent.action is Action.HOLD and sent.value == pytest.approx(3.0) and commands.empty()
-    assert ledger.hold == pytest.approx(3.0)
+    assert server.per_place == pytest.approx(5.0)  # what each waiting phone's wait is now counted in
 
 
 def test_a_queued_phone_hears_its_expected_wait() -> None:

@@ -24,7 +24,7 @@ from engine.control.osc_server import OscControl
 from engine.errors import BackstageError
 from engine.gen.backends import make_generators
 from engine.gen.base import Generator
-from engine.gen.images import content_type, sniff
+from engine.gen.images import content_type, ext_of, sniff
 from engine.gen.pipeline import Pipeline
 from engine.ledger import GalleryItem, Ledger, Resumed, Step, StoredImage
 from engine.line_pace import expected_wait
@@ -115,9 +115,10 @@ async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, poo
         raise BackstageError("[vj] host needs [vj] port too (or leave both empty to share the audience server)")
     ledger, controls = parts.ledger, parts.controls
     parts.hub = VjHub(controls, board, inbox.commands, pool, join_url, live, sessions=gate)
-    parts.vj = VjRoutes(cfg.vj, gate, parts.hub.handle, _image_lookup(ledger))
+    images = _image_lookup(ledger)
+    parts.vj = VjRoutes(cfg.vj, gate, parts.hub.handle, images)
     own_port = cfg.vj.port != 0
-    parts.server = AudienceServer(cfg.server, cfg.audience, ledger, images=_image_lookup(ledger),
+    parts.server = AudienceServer(cfg.server, cfg.audience, ledger, images=images,
                                   vj=None if own_port else parts.vj)
     primary, fallback = parts.generators
     parts.server.per_place = expected_wait(1, cfg.show.hold, cfg.show)
@@ -167,7 +168,7 @@ def read_back(journal: Journal) -> tuple[list[Resumed], list[GalleryItem]]:
     prompts: list[Resumed] = []
     texts: dict[str, str] = {}
     for rec in reversed(journal.prompts(limit=RESUME_LIMIT)):
-        images = tuple(StoredImage(i.id, _ext(i.path)) for i in journal.images(rec.id) if i.path)
+        images = tuple(StoredImage(i.id, ext_of(i.path)) for i in journal.images(rec.id) if i.path)
         prompts.append(Resumed(rec.id, rec.client_id, rec.text, rec.state, rec.reason, rec.approved, images))
         texts[rec.id] = rec.text
     gallery = []
@@ -176,12 +177,8 @@ def read_back(journal: Journal) -> tuple[list[Resumed], list[GalleryItem]]:
         if text is None:
             found = journal.prompt(image.prompt_id)
             text = found.text if found is not None else ""
-        gallery.append(GalleryItem(image.id, image.prompt_id, text, _ext(image.path)))
+        gallery.append(GalleryItem(image.id, image.prompt_id, text, ext_of(image.path)))
     return prompts, gallery
-
-
-def _ext(path: str | None) -> str:
-    return path.rsplit(".", 1)[-1] if path and "." in path else "png"
 
 
 def vj_url(cfg: Config, join_url: str, port: int | None, vj_port: int | None) -> str:

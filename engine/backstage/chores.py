@@ -104,7 +104,6 @@ async def pace_the_line(show: ShowConfig, ledger: Ledger, commands: queue.Simple
         hold = paced_hold(audience.queued_count + len(audience.generating()), show)
         if abs(hold - sent) >= 0.25:
             sent = hold
-            ledger.hold = hold
             if server is not None:
                 server.per_place = expected_wait(1, hold, show)
             commands.put(Command(Action.HOLD, round(hold, 2), source="pace"))

@@ -19,9 +19,9 @@ from engine.config import Config, with_overrides
 from engine.contract import Inbox, ShowImage, StateBoard
 from engine.control.midi_input import MidiInput, MidiState
 from engine.control.midi_map import Control, Target
-from engine.errors import ConfigError, EngineError
-from engine.gen.base import GeneratedImage, Generator
-from engine.gen.decode import prepare
+from engine.errors import ConfigError
+from engine.gen.base import Generator
+from engine.gen.pipeline import from_journal
 from engine.ledger import Ledger, LedgerError
 from engine.net import vj_state
 from engine.net.vj_protocol import VjProtocolError
@@ -118,11 +118,7 @@ class BackstageControls:
 
         async def load() -> None:
             try:
-                data = await self.ledger.image_bytes(image_id)
-                if data is None:
-                    raise EngineError("its file is gone")
-                pixels = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, prepare, GeneratedImage(data=data), size, cfg.render.max_image_size, cfg.show.fit)
+                pixels = await from_journal(self.ledger, image_id, size, cfg, self.pool)
             except Exception as err:
                 self.report(f"re-show {image_id}: {err}")
                 return

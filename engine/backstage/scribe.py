@@ -30,6 +30,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 from engine.errors import EngineError
 from engine.gen.base import GeneratedImage
+from engine.gen.images import ext_of
 from engine.ledger import MarkShown, RecordPrompt, SetApproval, SetState, Step, StoredImage, Write
 from engine.net.audience import Outbox
 from engine.store import Journal
@@ -120,8 +121,7 @@ class Scribe:
             return StoredImage(f"{prompt_id}-{n}", "png")
         loop = asyncio.get_running_loop()
         record = await loop.run_in_executor(self._files, journal.add_image, prompt_id, image, metadata)
-        ext = record.path.rsplit(".", 1)[-1] if record.path and "." in record.path else "png"  # as it was served
-        return StoredImage(record.id, ext)
+        return StoredImage(record.id, ext_of(record.path))  # held in memory (no path): served as png, as before
 
     async def keep_catching_up(self, period: float = CATCH_UP_S) -> None:
         """While the disk refuses images (kept in memory), try again every ``period`` s on the files lane,

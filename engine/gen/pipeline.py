@@ -80,15 +80,9 @@ class Pipeline:
     async def _hand_again(self) -> None:
         """After a restart: images made before it that never reached the show go to it now, from the journal,
         instead of being generated (and paid for) again."""
-        loop = asyncio.get_running_loop()
         for prompt, stored in self.ledger.take_rehand():
-            data = await self.ledger.image_bytes(stored.id)
             try:
-                if data is None:
-                    raise GenerationError(FailureKind.UNAVAILABLE, "its file is gone")
-                snap = self.board.read()
-                pixels = await loop.run_in_executor(self.pool, prepare, GeneratedImage(data=data), snap.size,
-                                                    self.cfg.render.max_image_size, self.cfg.show.fit)
+                pixels = await from_journal(self.ledger, stored.id, self.board.read().size, self.cfg, self.pool)
             except GenerationError as err:
                 self.report(f"image {stored.id} of {prompt.id} cannot be handed again: {err.vj_message}")
                 self.ledger.finish(prompt, State.FAILED, "The image could not be made. Please try again.")
@@ -153,12 +147,10 @@ class Pipeline:
             self.ledger.finish(prompt, state, err.user_message)
             return
         handed = 0
-        loop = asyncio.get_running_loop()
-        snap = self.board.read()
+        size = self.board.read().size
         for image in images:
             try:
-                pixels = await loop.run_in_executor(
-                    self.pool, prepare, image, snap.size, self.cfg.render.max_image_size, self.cfg.show.fit)
+                pixels = await decoded(image, size, self.cfg, self.pool)
             except GenerationError as err:
                 self.report(f"image for {prompt.id} refused: {err.vj_message}")
                 continue
@@ -195,3 +187,18 @@ class Pipeline:
             snap = self.board.read()
             self.ledger.on_screen((snap.current_id, snap.incoming_id))
             await asyncio.sleep(WATCH_PERIOD_S)
+
+
+async def decoded(image: GeneratedImage, size: tuple[int, int], cfg: Config, pool: Executor) -> np.ndarray:
+    """``image`` decoded and fitted to the show's ``size``, in the pool (never on the loop)."""
+    return await asyncio.get_running_loop().run_in_executor(
+        pool, prepare, image, size, cfg.render.max_image_size, cfg.show.fit)
+
+
+async def from_journal(ledger: Ledger, image_id: str, size: tuple[int, int], cfg: Config, pool: Executor
+                       ) -> np.ndarray:
+    """A stored image read back and decoded for the show; GenerationError when its file is gone."""
+    data = await ledger.image_bytes(image_id)
+    if data is None:
+        raise GenerationError(FailureKind.UNAVAILABLE, "its file is gone")
+    return await decoded(GeneratedImage(data=data), size, cfg, pool)

@@ -130,27 +130,28 @@ def only_get_and_head(route: Route) -> Route:
     return process_request
 
 
-class HandshakeGate:
-    """Openings in progress (connected, request not read yet), counted per address and in all.
+class AddressCounts:
+    """How many of something each address holds, and all addresses together, under a cap for each.
 
-    A client that connects and never sends its request holds a socket until the handshake timeout;
-    without a cap, one address could hold thousands (slowloris). Past the cap a new connection is
-    closed at once, before anything is read.
+    Serves the audience server's open connections and the openings still in their handshake.
     """
 
     def __init__(self, per_ip: int, total: int) -> None:
         self.per_ip = per_ip
         self.total = total
         self.open = 0
-        self.refused = 0
         self._by_ip: dict[str, int] = {}
-        self.quiet = LogThrottle(REFUSAL_WARN_EVERY_S)
+
+    def full(self) -> bool:
+        return self.open >= self.total
+
+    def held(self, ip: str) -> int:
+        return self._by_ip.get(ip, 0)
 
     def enter(self, ip: str) -> bool:
-        """Count an opening from ``ip``; False, and nothing counted, when it is over a cap."""
+        """Count one more for ``ip``; False, and nothing counted, when either cap is reached."""
         held = self._by_ip.get(ip, 0)
         if held >= self.per_ip or self.open >= self.total:
-            self.refused += 1
             return False
         self._by_ip[ip] = held + 1
         self.open += 1
@@ -164,8 +165,28 @@ class HandshakeGate:
             self._by_ip[ip] = left
         self.open -= 1
 
+
+class HandshakeGate(AddressCounts):
+    """Openings in progress (connected, request not read yet), counted per address and in all.
+
+    A client that connects and never sends its request holds a socket until the handshake timeout;
+    without a cap, one address could hold thousands (slowloris). Past the cap a new connection is
+    closed at once, before anything is read.
+    """
+
+    def __init__(self, per_ip: int, total: int) -> None:
+        super().__init__(per_ip, total)
+        self.refused = 0
+        self.quiet = LogThrottle(REFUSAL_WARN_EVERY_S)
+
+    def enter(self, ip: str) -> bool:
+        if super().enter(ip):
+            return True
+        self.refused += 1
+        return False
+
     def unfinished(self, ip: str) -> int:
-        return self._by_ip.get(ip, 0)
+        return self.held(ip)
 
 
 class GuardedConnection(ServerConnection):

@@ -41,6 +41,7 @@ from engine.net.audience import Outbox
 from engine.net.fanout import fanout
 from engine.net.http import (
     WEB_ROOT,
+    AddressCounts,
     HandshakeGate,
     ImageLookup,
     content_type,
@@ -114,9 +115,8 @@ class AudienceServer:
         self._cache: dict[str, bytes] = {}
         self._server: Server | None = None
         self._by_client: dict[str, set[ServerConnection]] = {}
-        self._per_ip: dict[str, int] = {}
+        self._connections = AddressCounts(server_cfg.max_connections_per_ip, server_cfg.max_connections)
         self._messages_per_ip = Buckets(server_cfg.messages_burst_per_ip, server_cfg.messages_per_s_per_ip)
-        self.connections = 0
         self.openings = HandshakeGate(server_cfg.max_handshakes_per_ip, server_cfg.max_handshakes)
         self._tasks: set[asyncio.Task[None]] = set()
         if "/" not in self.files:
@@ -138,6 +138,11 @@ class AudienceServer:
             ping_interval=20, ping_timeout=20, close_timeout=2, compression=None, server_header=None,
             write_limit=65536,
         )
+
+    @property
+    def connections(self) -> int:
+        """Phones' sockets open now (admitted and not yet closed)."""
+        return self._connections.open
 
     @property
     def port(self) -> int:
@@ -185,14 +190,12 @@ class AudienceServer:
 
     def _admit(self, connection: ServerConnection) -> Response | None:
         ip = ip_of(connection)
-        if self.connections >= self.cfg.max_connections:
-            return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "The show is full, try again soon.")
-        if self._per_ip.get(ip, 0) >= self.cfg.max_connections_per_ip:
-            return text_response(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.")
         # Counted from admission, not from the end of the handshake, so a burst of
         # simultaneous handshakes cannot slip past the cap; released when the socket closes.
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        self.connections += 1
+        if not self._connections.enter(ip):
+            if self._connections.full():
+                return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "The show is full, try again soon.")
+            return text_response(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections from your address.")
         task = asyncio.get_running_loop().create_task(self._release_when_closed(connection, ip))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -202,12 +205,7 @@ class AudienceServer:
         try:
             await connection.wait_closed()
         finally:
-            left = self._per_ip.get(ip, 1) - 1
-            if left <= 0:
-                self._per_ip.pop(ip, None)
-            else:
-                self._per_ip[ip] = left
-            self.connections -= 1
+            self._connections.leave(ip)
 
     # --- WebSocket ----------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
