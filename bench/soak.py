@@ -76,8 +76,10 @@ never asserted (exit 0; 1 only if the soak could not run at all, 130 when interr
     pings at the SIGCONT; phones that dropped meanwhile ping when they are back);
   - ``shader-syntax`` / ``shader-delete``: from the fix until the VJ page's ``shaders`` state has no error for
     glow (catalog and error list); noticed = the error appeared during the fault;
-  - ``stability``: from the end of the last phase (the mock healthy again) until the VJ page's ``backend``
-    status is ``ok`` again (the engine's Stability client has had a success since); each phase lists the
+  - ``stability``: from the end of the client's own wait after the last phase (the mock healthy again, and
+    the API's 60 s lockout after a 429 or the breaker's cooldown over, as the VJ page's ``backend.resume_in``
+    says) until the VJ page's ``backend`` status is ``ok`` again (the engine's Stability client has had a
+    success since); prompts meanwhile get offline images; each phase lists the
     image requests the mock got and the status meanwhile, and a note says when the first image request
     after the fault reached the mock;
   - ``disk``: from the folder taking files again until the first new image file appears in it (this waits for
@@ -162,8 +164,8 @@ PING_S, DEAD_S, CONNECT_S, TICK_S = 20.0, 45.0, 12.0, 2.5
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 
 MEMORY_EVERY_S = 10.0
+VJ_SLOW_PARTS_S = 1.0  # the VJ page's backend state comes once a second (engine/net/vj_hub.SLOW_PARTS_S)
 GRACE_S = 180.0  # the engine's [show] max_wait: its own target from a prompt to the screen
-STABILITY_LIMIT_S = 90.0  # a 429 without Retry-After makes the client wait 60 s: room for that
 BLACK_LEVEL = 3.0  # mean 0..255 under which a preview frame counts as black
 
 TARGET_RECOVERY_S = 5.0
@@ -971,17 +973,26 @@ class Faults:
             seen.append(f"{name}: {requests} image requests, VJ backend {'/'.join(sorted(statuses))}")
         run.end = t0 = now()
         run.noticed = "; ".join(seen)
-        run.measure = (f"500s, hanging, 429 lockout, {self.s.stability_s:g} s each; end → the VJ page's backend "
-                       f"status is ok again")
+        # The API's rule (stability-api.md): after a 429 without Retry-After, send nothing for 60 s; the breaker,
+        # once open, waits its cooldown. The engine says how long its rules still hold it (resume_in, offline
+        # images meanwhile): recovery is timed from the end of that wait, which no engine may shorten.
+        await asyncio.sleep(VJ_SLOW_PARTS_S + 0.5)  # the VJ page's next backend state, from after the mock's return
+        held = float(self.vj.parts.get("backend", {}).get("resume_in") or 0.0)
+        allowed = t0 + held
+        run.measure = (f"500s, hanging, 429 lockout, {self.s.stability_s:g} s each; the end of the client's own "
+                       f"wait (the API's 60 s lockout, the breaker's cooldown) → the VJ page's backend status is "
+                       f"ok again")
+        run.notes.append(f"the client's rules held it {held:.0f} s after the mock's return (offline images "
+                         f"meanwhile)")
         # Also when the engine next asks the healthy mock for an image (a request already on its way when the
         # lockout began may arrive at once, while later ones wait out the 429: a note, not the measure).
         first_request: float | None = None
-        limit = t0 + max(self.s.recovery_limit_s, STABILITY_LIMIT_S)
+        limit = allowed + self.s.recovery_limit_s
         while now() < limit:
             if first_request is None and any("/generate/" in path for path in (await self.mock.stats())["requests"]):
                 first_request = now() - t0
             if self.vj.backend_status() == "ok":
-                run.recovery_s = now() - t0
+                run.recovery_s = max(0.0, now() - allowed)
                 break
             await asyncio.sleep(0.25)
         if first_request is not None:

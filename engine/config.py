@@ -136,6 +136,8 @@ class StabilityConfig:
     max_retries: int = knob(3, min=0, max=10, doc="retries on 429, 5xx, timeouts and network errors")
     backoff: float = knob(1.0, min=0.01, max=60.0, doc="first retry delay in seconds, doubling")
     backoff_max: float = knob(30.0, min=0.1, max=600.0, doc="longest retry delay (429 waits at least 60 s)")
+    max_wait: float = knob(15.0, min=0.0, max=600.0,
+                           doc="longest a prompt waits out a 429 pause before the offline generator paints it")
     breaker_failures: int = knob(5, min=1, max=100, doc="failures in a row that switch to procedural")
     breaker_cooldown: float = knob(30.0, min=1.0, max=3600.0, doc="seconds before probing Stability again")
     balance_interval: float = knob(60.0, min=0.0, max=3600.0, doc="credit balance poll period; 0 = off")

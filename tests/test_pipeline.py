@@ -264,3 +264,35 @@ def test_img2img_program_asks_the_show_for_its_picture(tmp_path: Path) -> None:
         sent = Image.open(io.BytesIO(primary.calls[0].init_image or b""))
         assert sent.size == (32, 18) and sent.getpixel((0, 0)) == (77, 77, 77)
     rig.run(script)
+
+
+def test_a_stability_lockout_paints_offline_at_once_and_sends_nothing_more(tmp_path: Path) -> None:
+    """A 429 without Retry-After (the API's 60 s lockout): the prompt and the next ones get offline images at
+    once, Stability hears one request only, and the VJ sees when it will be asked again."""
+    import httpx
+
+    from engine.config import StabilityConfig
+    from engine.gen.stability import StabilityGenerator
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(429, json={"name": "rate_limit_exceeded", "errors": ["too many"]})
+
+    stability = StabilityGenerator(StabilityConfig(api_key="sk-test", api_host="https://api.example"), env={},
+                                   transport=httpx.MockTransport(handler))
+    fallback = FakeGenerator("offline", ok((0, 255, 0)))
+    rig = Rig(tmp_path, FakeGenerator("stability", ok()), fallback)
+    rig.pipeline.primary = stability
+
+    async def script(r: Rig) -> None:
+        for text in ("a green hill", "a blue lake", "a grey owl"):
+            r.submit(text)
+        await until(lambda: r.inbox.images.qsize() == 3)
+        assert len(fallback.calls) == 3 and len(sent) == 1
+        status = stability.status()
+        assert status.state == "degraded" and 55 < status.resume_in <= 60
+        assert any("rate limiting us (429) for 60 s; using offline" in m for m in r.reports)
+        await stability.aclose()
+    rig.run(script)

@@ -510,6 +510,33 @@ def test_poll_balance_shows_a_wrong_key_in_plain_words() -> None:
     run(main())
 
 
+def test_an_outage_seen_by_the_balance_poll_clears_with_the_next_image() -> None:
+    """A 500 from the balance poll is an outage: the next image proves Stability is back and the status reads ok
+    at once, not at the next poll a minute later. A wrong key is not cleared that way."""
+    answers = iter([500, 200, 402])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/user/balance":
+            return httpx.Response(next(answers), json={"name": "server_error", "message": "down"})
+        return image_response()
+
+    async def main() -> None:
+        gen = mock_generator(handler)
+        with pytest.raises(GenerationError):
+            await gen.balance()
+        assert gen.status().state == "degraded"
+        await gen.generate(req())
+        assert gen.status().state == "ok" and gen.status().last_error is None
+        with pytest.raises(GenerationError):
+            await gen.balance()  # the mock answers 200 without credits: unreadable
+        with pytest.raises(GenerationError):
+            await gen.balance()  # 402: out of credits is no outage
+        await gen.generate(req())
+        assert gen.status().state == "degraded" and "out of credits" in (gen.status().last_error or "")
+        await gen.aclose()
+    run(main())
+
+
 def test_poll_balance_off_when_interval_zero() -> None:
     """An interval of 0 turns the poller off: it returns at once without a request."""
     async def main() -> None:
@@ -611,20 +638,43 @@ def test_429_with_retry_after_waits_exactly_that() -> None:
     run(main())
 
 
-def test_429_without_retry_after_waits_the_lockout() -> None:
-    """429 without Retry-After waits at least the API's 60 s lockout (not the 0.5 s backoff)."""
+def test_429_without_retry_after_waits_the_lockout_when_allowed() -> None:
+    """429 without Retry-After waits at least the API's 60 s lockout (not the 0.5 s backoff), when max_wait allows."""
     async def main() -> None:
-        async with live() as rig:
+        async with live(max_wait=120.0) as rig:
             rig.server.script(Scripted(status=429))
             await rig.gen.generate(req())
             assert rig.time.sleeps == [60.0] and rig.count() == 2
     run(main())
 
 
+def test_429_lockout_longer_than_max_wait_falls_back_at_once_and_sends_nothing_until_it_ends() -> None:
+    """By default a prompt does not sit out the 60 s lockout: it fails at once (the pipeline paints it offline),
+    the next prompts fail fast without a request, the VJ sees when sends resume, and after 60 s they go again."""
+    async def main() -> None:
+        async with live() as rig:
+            rig.server.script(Scripted(status=429))
+            err = await failure(rig.gen)
+            assert err.kind is FailureKind.RATE_LIMITED and err.retry_after == 60.0
+            assert not rig.time.sleeps and rig.count() == 1
+            status = rig.gen.status()
+            assert status.state == "degraded" and status.resume_in == 60.0
+            rig.time.now += 30.0
+            err = await failure(rig.gen)
+            assert err.kind is FailureKind.UNAVAILABLE and "next try in 30 s" in err.vj_message
+            assert rig.count() == 1 and rig.gen.status().resume_in == 30.0
+            rig.time.now += 30.0
+            await rig.gen.generate(req())
+            assert rig.count() == 2
+            status = rig.gen.status()
+            assert status.state == "ok" and status.resume_in == 0 and status.last_error is None
+    run(main())
+
+
 def test_429_retries_exhausted_reports_when_to_come_back() -> None:
     """429 every time: RATE_LIMITED after max_retries, with retry_after for the pipeline."""
     async def main() -> None:
-        async with live() as rig:
+        async with live(max_wait=120.0) as rig:
             rig.server.script(*[Scripted(status=429)] * 3)
             err = await failure(rig.gen)
             assert err.kind is FailureKind.RATE_LIMITED and err.retry_after == 60.0
@@ -660,7 +710,7 @@ def test_429_holds_every_request_not_just_the_limited_one() -> None:
         return image_response()
 
     async def main() -> None:
-        gen = mock_generator(handler, t)
+        gen = mock_generator(handler, t, max_wait=30.0)
         gen._sleep = sleep
         first = asyncio.create_task(gen.generate(req()))
         while not t.sleeps:
@@ -677,12 +727,21 @@ def test_429_holds_every_request_not_just_the_limited_one() -> None:
 
 
 def test_mock_lockout_is_waited_out_end_to_end() -> None:
-    """The mock's real-API lockout (429 for 60 s after too many requests) is survived by the 60 s wait."""
+    """The mock's real-API lockout (429 for 60 s after too many requests) is survived by the 60 s wait when
+    max_wait allows it, and by falling back, then sending again once the lockout is over, when it does not."""
     async def main() -> None:
-        async with live({"rate_limit": 2, "lockout": 60.0}, share_clock=True) as rig:
+        async with live({"rate_limit": 2, "lockout": 60.0}, share_clock=True, max_wait=60.0) as rig:
             for _ in range(3):
                 await rig.gen.generate(req())
             assert rig.time.sleeps == [60.0] and rig.count() == 4
+        async with live({"rate_limit": 2, "lockout": 60.0}, share_clock=True) as rig:
+            for _ in range(2):
+                await rig.gen.generate(req())
+            assert (await failure(rig.gen)).kind is FailureKind.RATE_LIMITED
+            assert (await failure(rig.gen)).kind is FailureKind.UNAVAILABLE and rig.count() == 3
+            rig.time.now += 60.0
+            await rig.gen.generate(req())
+            assert rig.count() == 4 and not rig.time.sleeps
     run(main())
 
 

@@ -76,7 +76,8 @@ class BackstageControls:
         status = self.primary_status()
         primary = self.generators[0]
         return {"name": primary.name, "status": status.state if status else "ok", "line": self.generator_line(status),
-                "credits": status.credits if status else None, "errors": list(self.reports)}
+                "credits": status.credits if status else None, "resume_in": status.resume_in if status else 0.0,
+                "errors": list(self.reports)}
 
     def primary_status(self) -> StabilityStatus | None:
         """The primary backend's health, when it has one to report (the offline generator has none)."""
@@ -94,7 +95,8 @@ class BackstageControls:
             return f"images: {primary.name}"
         credits = f"   credits {s.credits:g}" if s.credits is not None else ""
         problem = f"   ! {s.last_error}" if s.last_error else ""
-        return f"images: {primary.name} {s.state}{credits}{problem}"
+        resume = f"   (offline images; next try in {s.resume_in:.0f} s)" if s.resume_in > 0 else ""
+        return f"images: {primary.name} {s.state}{resume}{credits}{problem}"
 
     # --- operations ---------------------------------------------------------------------------------
     def prompt_op(self, op: str, prompt_id: str, reason: str | None = None, to: int = 0) -> None:

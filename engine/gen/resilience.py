@@ -18,12 +18,14 @@ from typing import Literal
 from engine.gen.base import FailureKind, GenerationError
 
 RATE_WINDOW = 10.0  # seconds: the API counts requests per 10 s
-MAX_HONOURED_WAIT = 300.0  # a longer Retry-After is not waited out: the caller falls back instead
 # Outcomes that prove Stability is up (it answered, the prompt or our request was the problem).
 _NEUTRAL = frozenset({FailureKind.MODERATED, FailureKind.BAD_REQUEST, FailureKind.TOO_LARGE,
                       FailureKind.UNPROCESSABLE})
 # Outcomes about the sender's prompt, not about the backend: not shown to the VJ as an error.
 _SENDER_ONLY = frozenset({FailureKind.MODERATED, FailureKind.UNPROCESSABLE})
+# Outcomes that say Stability (or the way to it) is down for now, not that something is wrong with us.
+_TRANSIENT = frozenset({FailureKind.NETWORK, FailureKind.SERVER, FailureKind.RATE_LIMITED, FailureKind.UNAVAILABLE,
+                        FailureKind.BAD_RESPONSE})
 # Outcomes no retry or wait will fix: the breaker opens at once.
 _FATAL = frozenset({FailureKind.UNAUTHORIZED, FailureKind.PAYMENT})
 
@@ -33,11 +35,12 @@ def backoff_delay(attempt: int, base: float, cap: float, rnd: float) -> float:
     return rnd * min(cap, base * 2.0 ** attempt)
 
 
-def retry_delay(err: GenerationError, attempt: int, base: float, cap: float,
+def retry_delay(err: GenerationError, attempt: int, base: float, cap: float, max_wait: float,
                 random: Callable[[], float]) -> float | None:
-    """Seconds before retry ``attempt + 1``; None when the server asks for a wait too long for a show."""
+    """Seconds before retry ``attempt + 1``; None when the server asks for a longer wait than a prompt may
+    spend (``max_wait``): the caller falls back to the offline generator instead of holding the line."""
     if err.retry_after is not None:
-        return err.retry_after if err.retry_after <= MAX_HONOURED_WAIT else None
+        return err.retry_after if err.retry_after <= max_wait else None
     return backoff_delay(attempt, base, cap, random())
 
 
@@ -64,6 +67,10 @@ class SlidingWindowLimiter:
     def pause_until(self, when: float) -> None:
         """Hold every send until ``when`` (after a 429 the whole client backs off, not one request)."""
         self._paused_until = max(self._paused_until, when)
+
+    def paused_for(self, now: float) -> float:
+        """Seconds left of a pause (0 when sends may go)."""
+        return max(0.0, self._paused_until - now)
 
 
 class BreakerState(StrEnum):
@@ -141,7 +148,7 @@ class StabilityStatus:
     last_error: str | None
     credits: float | None
     consecutive_failures: int
-
+    resume_in: float = 0.0  # seconds until requests go out again (a 429 lockout or the open breaker); 0 = now
 
 
 class Health:
@@ -155,6 +162,7 @@ class Health:
         self._redact = redact
         self._gen_error: str | None = None
         self._balance_error: str | None = None
+        self._balance_kind: FailureKind | None = None
         self._credits: float | None = None
 
     def generation_failed(self, err: GenerationError, now: float) -> None:
@@ -173,23 +181,28 @@ class Health:
     def generation_succeeded(self) -> None:
         self.breaker.success()
         self._gen_error = None
+        if self._balance_kind in _TRANSIENT:  # an image came back: the outage the balance poll saw is over
+            self._balance_error = self._balance_kind = None
 
     def balance_read(self, credits: float) -> None:
         self._credits = credits
-        self._balance_error = None
+        self._balance_error = self._balance_kind = None
 
     def balance_failed(self, err: GenerationError) -> None:
         self._balance_error = self._redact(err.vj_message)
+        self._balance_kind = err.kind
 
-    def status(self, now: float) -> StabilityStatus:
+    def status(self, now: float, paused_for: float = 0.0) -> StabilityStatus:
+        """``paused_for``: seconds left of the client's 429 pause, shown as part of ``resume_in``."""
         breaker = self.breaker.peek(now)
         last = self._gen_error or self._balance_error
         state: Literal["ok", "degraded", "offline"]
         if breaker is not BreakerState.CLOSED:
             state = "offline"
-        elif last or self.breaker.consecutive_failures:
+        elif last or self.breaker.consecutive_failures or paused_for > 0:
             state = "degraded"
         else:
             state = "ok"
         return StabilityStatus(state, breaker, self._redact(last) if last else None, self._credits,
-                               self.breaker.consecutive_failures)
+                               self.breaker.consecutive_failures,
+                               round(max(paused_for, self.breaker.retry_in(now)), 1))

@@ -168,10 +168,17 @@ class StabilityGenerator:
         self._config = dataclasses.replace(config, api_key="")
 
     def status(self) -> StabilityStatus:
-        return self._health.status(self._clock())
+        now = self._clock()
+        return self._health.status(now, self._limiter.paused_for(now))
 
     async def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         """Make ``request``'s images, or raise GenerationError (UNAVAILABLE at once while the breaker is open)."""
+        paused = self._limiter.paused_for(self._clock())
+        if paused > self._config.max_wait:  # a 429 lockout longer than a prompt may wait: offline paints it
+            raise GenerationError(
+                FailureKind.UNAVAILABLE,
+                f"Stability is rate limiting us; using the offline generator (next try in {paused:.0f} s)",
+                retry_after=paused)
         breaker = self._health.breaker
         admission = breaker.admit(self._clock())
         if admission is Admission.REJECT:
@@ -305,8 +312,11 @@ class StabilityGenerator:
             except GenerationError as err:
                 if not err.retryable or attempt >= retries:
                     raise
-                delay = retry_delay(err, attempt, self._config.backoff, self._config.backoff_max, self._random)
+                delay = retry_delay(err, attempt, self._config.backoff, self._config.backoff_max,
+                                    self._config.max_wait, self._random)
                 if delay is None:
+                    if err.kind is FailureKind.RATE_LIMITED and err.retry_after is not None:
+                        self._limiter.pause_until(self._clock() + err.retry_after)  # sends stop; prompts go on
                     raise
                 log.warning("%s; retry %d of %d in %.2f s", self._redact(err.vj_message), attempt + 1, retries,
                             delay)

@@ -393,7 +393,7 @@ def error_from_status(status: int, headers: Mapping[str, str], body: bytes, reda
     elif status == 429:
         retry_after = parse_retry_after(headers.get("retry-after"))
         retry_after = LOCKOUT if retry_after is None else retry_after
-        kind, msg = FailureKind.RATE_LIMITED, f"Stability is rate limiting us (429): waiting {retry_after:g} s"
+        kind, msg = FailureKind.RATE_LIMITED, f"Stability is rate limiting us (429) for {retry_after:g} s"
     elif status >= 500:
         retry_after = parse_retry_after(headers.get("retry-after"))
         kind, msg = FailureKind.SERVER, f"Stability had a server error ({status}){detail}"
