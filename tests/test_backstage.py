@@ -287,3 +287,45 @@ print(int(ok), before >> 20, after >> 20)
                          cwd=Path(__file__).resolve().parent.parent)
     ok, before, after = (int(x) for x in out.stdout.split())
     assert ok and before - after > 30, f"{before} MB before the trim, {after} MB after"
+
+
+def test_one_heap_keeps_every_worker_thread_in_one_arena() -> None:
+    """After one_heap(), threads that allocate at once share glibc's main arena instead of one each (glibc's own
+    malloc_info lists the heaps); without it, the same burst makes more. Fresh interpreters, as above."""
+    import subprocess
+    import sys
+
+    script = """
+import ctypes, os, sys, tempfile, threading
+from engine.backstage.chores import one_heap
+ok = one_heap() if sys.argv[1] == "one" else True
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(4)
+def burst():
+    start.wait()  # all at once: contention is what makes glibc open new arenas
+    blocks = [bytearray(100 * 1024) for _ in range(300)]
+    del blocks
+threads = [threading.Thread(target=burst) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+path = os.path.join(tempfile.mkdtemp(), "info.xml")
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, fp)
+libc.fclose(fp)
+print(int(ok), open(path).read().count("<heap nr="))
+"""
+    root = Path(__file__).resolve().parent.parent
+
+    def heaps(mode: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60,
+                             check=True, cwd=root)
+        ok, count = (int(x) for x in out.stdout.split())
+        return ok, count
+
+    ok, one = heaps("one")
+    assert ok and one == 1, f"{one} heaps with one_heap()"
+    assert heaps("many")[1] > 1, "the burst made no second arena: the test shows nothing here"

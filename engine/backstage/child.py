@@ -27,6 +27,7 @@ import numpy as np
 
 from engine.audio.input import AudioStatus
 from engine.audio.live import Heard, LiveAudio
+from engine.backstage import chores
 from engine.config import Config
 from engine.contract import Inbox, ShowSnapshot, StateBoard
 from engine.errors import EngineError
@@ -217,6 +218,7 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
         os.nice(cfg.server.backstage_nice)  # short of CPU, the projector's frames come before the crowd's answers
     parent = os.getppid()
     _die_with_parent()
+    chores.one_heap()  # before the pool's threads: see there
     out = Sender(conn, "backstage-send")
     images = _ProxyQueue(ImageOut, out)
     captures = _CaptureProxy(out)
