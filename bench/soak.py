@@ -4,11 +4,15 @@ One run, on this machine, traffic on 127.0.0.1 only. It starts, each as a proces
 
 - the loopback Stability mock (``python -m engine.gen.mock_stability``: half-size pictures, 2 s per answer,
   credits that never run out), whose fault endpoint (``/_mock/faults``) the soak drives;
+- a dummy JACK server of its own (``jackd -n stagecraft-soak-PID --no-realtime -d dummy -r 48000 -p 512``: no
+  sound card, its capture ports give silence), the engine's sound input; without jackd (Debian package
+  jackd2) the soak says so, the engine gets ``--audio none`` and the audio fault is not run;
 - the engine: ``python -m engine --headless --size 640x360 --generator stability``, pointed at the mock
-  through ``STABILITY_API_HOST``/``STABILITY_API_KEY``, in a temporary folder holding its output
-  (``--output``), a copy of ``shaders/`` (``[shaders] dir``, so faults can break it) and a copy of a clip
-  from ``../shared/audio/beats-dev/`` (``--audio-file``), with a known ``--vj-token``, a free port below
-  32768, ``server.host`` 127.0.0.1 and the glow effect on; its log (both of its processes) goes to a file.
+  through ``STABILITY_API_HOST``/``STABILITY_API_KEY`` and at the JACK server through ``JACK_DEFAULT_SERVER``
+  (with ``JACK_NO_START_SERVER``), in a temporary folder holding its output (``--output``) and a copy of
+  ``shaders/`` (``[shaders] dir``, so faults can break it), listening to the JACK server's capture ports
+  (``--audio system``: PortAudio's name for them), with a known ``--vj-token``, a free port below 32768,
+  ``server.host`` 127.0.0.1 and the glow effect on; its log (both of its processes) goes to a file.
   It runs in the temporary folder, so without ``--config`` it has no config.toml: the engine's defaults.
 
 In the soak's own process (one asyncio loop): ``--phones`` phones (500) that behave like the phone page
@@ -37,7 +41,8 @@ so that each runs once), in this order, over and over:
    gets EPERM creating a file in an immutable folder), so that is what is used, checked by trying to create
    a file; as another user, ``chmod 555``. Files already open (the journal's SQLite and its WAL) still take
    writes: what fails is every new image file (the engine writes each to a temporary name first);
-6. ``audio``: the audio file renamed away for 20 s and back;
+6. ``audio``: SIGKILL of the JACK server (the sound card gone, as a crash of the audio server would take it),
+   started again under the same name 20 s later;
 7. ``stability``: the mock answers 500s, then holds every request unanswered (closing it at the phase's
    end), then refuses with 429s under a lockout (``rate_limit`` 0), ~20 s each (scripted answers are topped
    up as the engine uses them; the mock is reset between phases). The hanging phase comes before the
@@ -84,8 +89,9 @@ never asserted (exit 0; 1 only if the soak could not run at all, 130 when interr
     after the fault reached the mock;
   - ``disk``: from the folder taking files again until the first new image file appears in it (this waits for
     the pipeline's next image, so it includes the show's pace); noticed = the engine logged "cannot write";
-  - ``audio``: from the file's return until the VJ page's ``tempo.audio`` names the file again; noticed = it
-    stopped naming it during the fault;
+  - ``audio``: from the JACK server answering again (``jack_lsp``) until the VJ page's ``tempo.audio`` names the
+    device (``system``) again, that is until the engine listens to it again; noticed = it stopped naming it
+    during the fault (the engine said "no audio");
 - memory: RSS of the show's and the backstage's processes, sampled every 10 s, mean over the first and the
   last 5 minutes of the show (quick: 1 minute), and the growth (target < 5 %); when the backstage of the
   last minutes is not the first one (it was killed in between) that line is not judged, and the
@@ -149,7 +155,8 @@ from engine.net.moderation import Moderator  # noqa: E402
 from engine.store import Journal  # noqa: E402
 
 PYTHON = sys.executable
-AUDIO_DIR = ROOT.parent / "shared" / "audio" / "beats-dev"
+JACK_DEVICE = "system"  # the dummy JACK server's capture ports, as PortAudio lists them (host API "JACK ...")
+JACK_START_S = 10.0
 PORT_RANGE = (20000, 32000)  # below the ephemeral range (32768+) that the phones' sockets use
 SIZE = "640x360"
 TOKEN = "soak-vj-token-0123456789"
@@ -187,7 +194,7 @@ FAULTS = ("backstage-kill", "backstage-stop", "shader-syntax", "shader-delete", 
 
 
 class SetupError(Exception):
-    """The soak cannot run here (no audio clip, the engine or the mock would not start)."""
+    """The soak cannot run here (the engine or the mock would not start)."""
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -426,6 +433,68 @@ class Engine(Child):
         while self.alive() and now() < deadline:
             await asyncio.sleep(0.1)
         return self.proc.poll()
+
+
+class Jack:
+    """The engine's sound input: a dummy JACK server of the soak's own, under one name, that the audio fault
+    SIGKILLs and starts again (each start a ``Child``, its log ``jackd-N.log``)."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.name = f"stagecraft-soak-{os.getpid()}"
+        self.cwd = cwd
+        self.env = {**env, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}  # for its clients
+        self.server: Child | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid if self.server is not None else None
+
+    @staticmethod
+    def missing() -> str:
+        """Why there can be no JACK server here ("" when there can)."""
+        gone = [tool for tool in ("jackd", "jack_lsp") if shutil.which(tool) is None]
+        return f"{' and '.join(gone)} not installed (Debian package jackd2)" if gone else ""
+
+    async def start(self, timeout: float = JACK_START_S) -> None:
+        """Start it and wait until it answers ``jack_lsp``."""
+        self.starts += 1
+        self.server = server = Child([shutil.which("jackd") or "jackd", "-n", self.name, "--no-realtime", "-d", "dummy",
+                                      "-r", "48000", "-p", "512"], self.cwd, self.env,
+                                     self.cwd / f"jackd-{self.starts}.log")
+        deadline = now() + timeout
+        while now() < deadline:
+            if not server.alive():
+                raise SetupError(f"jackd exited ({server.proc.returncode}): {server.log()[-500:]}")
+            if await self.answers():
+                return
+            await asyncio.sleep(0.05)
+        raise SetupError(f"jackd did not answer within {timeout:g} s: {server.log()[-500:]}")
+
+    async def answers(self) -> bool:
+        probe = await asyncio.create_subprocess_exec("jack_lsp", env=self.env, stdin=subprocess.DEVNULL,
+                                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return await probe.wait() == 0
+
+    def kill(self) -> None:
+        """SIGKILL (its pid), as a crash would: its clients, the engine's sound input, are left to notice."""
+        if self.server is not None:
+            self.server.kill()
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after 10 s; then what a killed one left in /dev/shm. jackd waits 5 s for a client that
+        vanished mid-cycle (a killed engine's) before it exits: killed meanwhile, it would stay in JACK's registry
+        of servers (8 at most, for all users) until a server of the same name starts again."""
+        server = self.server
+        if server is not None:
+            if server.alive():
+                server.proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.proc.wait(10)
+            server.kill()
+        for leftover in Path("/dev/shm").glob(f"jack*_{self.name}_*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
 
 # --- the crowd --------------------------------------------------------------------------------------
@@ -839,10 +908,10 @@ class Faults:
     """Each fault, its undo (run on the way out if the fault was cut short), and its recovery measurement."""
 
     def __init__(self, s: Settings, engine: Engine, mock: Mock, crowd: Crowd, vj: VjPage, work: Path,
-                 output: Path, audio: Path) -> None:
+                 output: Path, jack: Jack | None, no_jack: str) -> None:
         self.s, self.engine, self.mock, self.crowd, self.vj = s, engine, mock, crowd, vj
         self.shader = work / "shaders" / "effects" / f"{EFFECT}.fs"
-        self.output, self.clip = output, audio
+        self.output, self.jack, self.no_jack = output, jack, no_jack
         self.undo: dict[str, Callable[[], None]] = {}
         self.runs: list[FaultRun] = []
         self.active = ""
@@ -1024,31 +1093,36 @@ class Faults:
         ok = await when(lambda: bool(image_files(folder) - files), t0 + self.s.recovery_limit_s, 0.25)
         run.recovery_s = None if ok is None else ok - t0
 
-    # 6. the audio file vanishes and comes back
+    # 6. the JACK server of the sound input dies and comes back
     async def audio(self, run: FaultRun) -> None:
-        clip = self.clip
-        away = clip.with_name(clip.name + ".away")
-        clip.rename(away)
-
-        def put_back() -> None:
-            away.rename(clip)
-
-        self.undo["audio"] = put_back
+        if self.jack is None:
+            run.notes.append(f"no JACK server, {self.no_jack}: not run")
+            return
+        before = self.vj.audio()
+        if before != JACK_DEVICE:
+            run.notes.append(f"the engine was not listening to {JACK_DEVICE!r} before the fault: {before!r}"[:160])
+        self.jack.kill()
         states: Counter[str] = Counter()
+        gone: tuple[float, str] | None = None
         while now() < run.start + self.s.audio_s:
-            states[self.vj.audio()] += 1
+            state = self.vj.audio()
+            states[state] += 1
+            if gone is None and state != JACK_DEVICE:
+                gone = (now() - run.start, state)
             await asyncio.sleep(0.25)
-        put_back()
-        self.undo.pop("audio", None)
+        started = now()
+        await self.jack.start()
         run.end = t0 = now()
-        gone = [a for a in states if clip.name not in a]
-        run.noticed = f"audio state during it: {', '.join(sorted(states))}"[:160]
-        run.measure = f"file renamed away {self.s.audio_s:g} s; back → the VJ state names the file again"
-        if not gone:
-            run.notes.append("the engine never noticed: --audio-file is read into memory once at start "
-                             "(engine/audio/input.py _play_file), so nothing vanished for it")
-        ok = await when(lambda: clip.name in self.vj.audio(), t0 + self.s.recovery_limit_s)
+        run.measure = (f"jackd SIGKILLed, started again {self.s.audio_s:g} s later; answering jack_lsp → the VJ "
+                       f"state's tempo.audio names {JACK_DEVICE!r} again")
+        run.notes.append(f"jackd answered {t0 - started:.1f} s after its start; audio states during the fault: "
+                         f"{', '.join(sorted(states))}"[:200])
+        run.noticed = (f"after {gone[0]:.1f} s: {gone[1]!r}"[:160] if gone is not None
+                       else f"no: the VJ state named {JACK_DEVICE!r} all along")
+        ok = await when(lambda: self.vj.audio() == JACK_DEVICE, t0 + self.s.recovery_limit_s)
         run.recovery_s = None if ok is None else ok - t0
+        if ok is None:
+            run.notes.append(f"audio still {self.vj.audio()!r}"[:160])
 
 
 def image_files(folder: Path) -> set[str]:
@@ -1131,7 +1205,7 @@ async def watch(engine: Engine, w: Watch, stop: asyncio.Event) -> None:
 class Results:
     settings: Settings
     engine_args: list[str] = field(default_factory=list)
-    audio_clip: str = ""
+    audio: str = ""  # the engine's sound input
     t0: float = 0.0  # the show's start (phones online)
     t_end: float = 0.0  # the end of the show's minutes (prompts stop, the grace period starts)
     t_term: float = 0.0  # the SIGTERM
@@ -1159,34 +1233,50 @@ class Soak:
         self.mock: Mock | None = None
         self.engine: Engine | None = None
         self.faults: Faults | None = None
+        self.jack: Jack | None = None
         self.phase = "start-up"  # what the soak is doing when no fault is on, for the report's notes
 
-    def stage(self) -> tuple[Path, dict[str, str]]:
-        """The temporary folder: shaders and audio copies; the environment the children run in."""
-        clips = sorted(AUDIO_DIR.glob("*.flac")) + sorted(AUDIO_DIR.glob("*.wav"))
-        if not clips:
-            raise SetupError(f"no FLAC or WAV clip in {AUDIO_DIR}")
-        audio = self.work / clips[0].name
-        shutil.copyfile(clips[0], audio)
-        self.r.audio_clip = clips[0].name
+    def stage(self) -> dict[str, str]:
+        """The temporary folder: a copy of the shaders; the environment the children run in."""
         shutil.copytree(ROOT / "shaders", self.work / "shaders")
         self.output.mkdir()
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
         env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        return audio, env
+        return env
+
+    async def sound_input(self, env: dict[str, str]) -> tuple[list[str], dict[str, str], str]:
+        """The JACK server, if there can be one: the engine's ``--audio`` flag, its environment, and why not."""
+        no_jack = Jack.missing()
+        if not no_jack:
+            self.jack = Jack(self.work, env)
+            try:
+                await self.jack.start()
+            except SetupError as err:
+                no_jack = f"it would not start: {err}"
+                self.jack.stop()
+                self.jack = None
+        if self.jack is None:
+            print(f"  [start] no JACK server for the sound input: {no_jack}; the engine runs with --audio none "
+                  "and the audio fault is not run", flush=True)
+            self.r.audio = f"none (no JACK server: {no_jack})"[:200]
+            return ["--audio", "none"], env, no_jack
+        print(f"  [start] JACK server {self.jack.name} up (pid {self.jack.pid})", flush=True)
+        self.r.audio = f"{JACK_DEVICE!r} of the dummy JACK server {self.jack.name}"
+        return ["--audio", JACK_DEVICE], self.jack.env, ""
 
     async def run(self) -> Results:
         s, r = self.s, self.r
         taken: set[int] = set()
-        audio, env = self.stage()
+        env = self.stage()
         mock_port, port = free_port(taken), free_port(taken)
         print(f"  [start] temporary folder {self.work}", flush=True)
         self.mock = Mock(mock_port, self.work, env)
         await self.mock.ready(30)
+        audio_args, env, no_jack = await self.sound_input(env)
         env = {**env, "STABILITY_API_KEY": API_KEY, "STABILITY_API_HOST": self.mock.url}
         r.engine_args = [
             "--headless", "--size", SIZE, "--generator", "stability", "--port", str(port),
-            "--output", str(self.output), "--vj-token", TOKEN, "--audio-file", str(audio), "--effect", EFFECT,
+            "--output", str(self.output), "--vj-token", TOKEN, *audio_args, "--effect", EFFECT,
             "--set", f'shaders.dir="{self.work / "shaders"}"', "--set", 'server.host="127.0.0.1"',
             "--set", f"audience.cooldown={COOLDOWN}",
             # Each phone has its own address, so the per-address caps stay the engine's; room for all of them.
@@ -1202,7 +1292,7 @@ class Soak:
         crowd = Crowd(s.phones, port)
         r.crowd = crowd
         vj = VjPage(port, self.label)
-        self.faults = faults = Faults(s, self.engine, self.mock, crowd, vj, self.work, self.output, audio)
+        self.faults = faults = Faults(s, self.engine, self.mock, crowd, vj, self.work, self.output, self.jack, no_jack)
         r.vj = vj
         stop = asyncio.Event()
         vj_task = asyncio.create_task(vj.live(stop))
@@ -1311,6 +1401,8 @@ class Soak:
         for child in (self.engine, self.mock):
             if child is not None:
                 child.kill()
+        if self.jack is not None:
+            self.jack.stop()
         for folder in self.output.glob("*"):  # an immutable folder would survive rmtree
             if folder.is_dir():
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -1318,7 +1410,7 @@ class Soak:
                         unlock_folder(folder, "chattr +i")
                     unlock_folder(folder, "chmod 555")
         if self.s.keep:
-            print(f"\nkept: {self.work} (engine.log, mock.log, output/)")
+            print(f"\nkept: {self.work} (engine.log, mock.log, jackd-N.log, output/)")
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -1380,7 +1472,7 @@ class Report:
         print("\n=== soak report ===")
         print(f"  {s.minutes:g} min of show{' (quick)' if s.quick else ''}, {s.phones} phones "
               f"({s.prompters} sending a prompt every {COOLDOWN:g} s), VJ page with preview, fault every "
-              f"{s.fault_every_s:g} s at most; audio clip {r.audio_clip}")
+              f"{s.fault_every_s:g} s at most; sound input {r.audio}")
         print(f"  engine: python -m engine {' '.join(r.engine_args)}")
         busy = (r.watch.cpu_end[0] - r.watch.cpu_start[0]) / max(1e-9, r.watch.cpu_end[1] - r.watch.cpu_start[1])
         print(f"  machine: {psutil.cpu_count()} cores, {100 * busy:.0f} % busy during the show (all processes)")

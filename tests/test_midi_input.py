@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import queue
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from engine.config import MidiConfig
 from engine.control.midi_input import MidiInput, matching_ports
 from engine.control.midi_map import Control, MidiMap, Target
 from tests.fakes import wait_for
+from tests.jack import JackServer
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 PORT = "stagecraft-test-ctl"
@@ -46,39 +45,15 @@ MAPPINGS = {KNOB: SEGMENTS, PAD: Target("blackout"), FENCE: Target("param", shad
 @pytest.fixture(scope="module")
 def jack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A dummy JACK server of our own (no sound card needed), the default for this module's clients."""
-    jackd = shutil.which("jackd")
-    if jackd is None or shutil.which("jack_lsp") is None:
-        pytest.fail("jackd/jack_lsp missing: `make test` installs the Debian package jackd2", pytrace=False)
-    name = f"stagecraft-test-{os.getpid()}"
-    log_path = tmp_path_factory.mktemp("jack") / "jackd.log"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-    with log_path.open("wb") as log_file, pytest.MonkeyPatch.context() as mp:
-        server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "512"],
-                                  stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env)
+    server = JackServer(f"stagecraft-test-{os.getpid()}", tmp_path_factory.mktemp("jack") / "jackd.log")
+    with pytest.MonkeyPatch.context() as mp:
         try:
-            _wait_for_jack(server, env, log_path)
-            mp.setenv("JACK_DEFAULT_SERVER", name)
+            server.start()
+            mp.setenv("JACK_DEFAULT_SERVER", server.name)
             mp.setenv("JACK_NO_START_SERVER", "1")
-            yield name
+            yield server.name
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _wait_for_jack(server: subprocess.Popen[bytes], env: dict[str, str], log_path: Path) -> None:
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"jackd exited with {server.returncode}:\n{log_path.read_text(errors='replace')}")
-        probe = subprocess.run(["jack_lsp"], env=env, capture_output=True, check=False)
-        if probe.returncode == 0:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"jackd did not answer within 10 s:\n{log_path.read_text(errors='replace')}")
+            server.stop()
 
 
 # --- a controller and the engine's MIDI input -------------------------------------------

@@ -6,15 +6,27 @@ machine without PortAudio never stops the show: the source says "no audio" once,
 silence keeps the beat clock (tap tempo) running, and the device is tried again
 every few seconds until it comes back.
 
+PortAudio lists the devices once, when it starts, so a device that came back is
+only seen by a fresh look (``DeviceLayer.rescan``), taken before every try but the
+first. The sound card's layer runs PortAudio in a child process
+(``portaudio_child.py``): a JACK server that dies under PortAudio leaves it unable
+to close its stream or start again in that process (it waits 10 minutes, then
+aborts the process), so each look and each stream is a process of its own, and
+the show only ever kills those.
+
 The device layer is a seam (``DeviceLayer``) so tests simulate a card that
 disappears and returns without any sound hardware.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +40,9 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 2.0  # how often a missing device is tried again
 STALL_S = 1.5  # no blocks for this long from an open stream: the device is gone
+CHILD = Path(__file__).with_name("portaudio_child.py")
+CHILD_TIMEOUT_S = 10.0  # PortAudio's process must list the devices, or open the input, within this
+CHILD_GRACE_S = 2.0  # asked to stop (its stdin closed), PortAudio's process is killed if still there after this
 
 
 class AudioUnavailable(Exception):
@@ -49,45 +64,133 @@ class Stream(Protocol):
 class DeviceLayer(Protocol):
     """What the audio thread needs from a sound library; sounddevice in the show, a fake in tests."""
 
-    def inputs(self) -> list[DeviceInfo]: ...
+    def inputs(self) -> list[DeviceInfo]:
+        """The input devices as of the last look (the first call looks)."""
+        ...
+
+    def rescan(self) -> None:
+        """Look at the devices again (one plugged in, or back, since the last look). Never with a stream open."""
+        ...
 
     def open(self, device: int | None, samplerate: int, channels: int, blocksize: int,
              callback: Callable[[np.ndarray], None]) -> Stream: ...
 
 
 class SoundDeviceLayer:
-    """PortAudio through sounddevice, imported only when used (it raises without PortAudio)."""
+    """PortAudio through sounddevice, in a child process for each look at the devices and each stream."""
 
-    def _sd(self) -> Any:
-        try:
-            import sounddevice
-        except OSError as err:  # "PortAudio library not found"
-            raise AudioUnavailable(f"no PortAudio ({err}); on Debian install libportaudio2") from err
-        return sounddevice
+    def __init__(self, timeout: float = CHILD_TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self._inputs: list[DeviceInfo] | None = None
 
     def inputs(self) -> list[DeviceInfo]:
-        sd = self._sd()
+        if self._inputs is None:
+            self.rescan()
+        return list(self._inputs or [])
+
+    def rescan(self) -> None:
+        self._inputs = None
+        proc = _start_child("list")
         try:
-            devices = sd.query_devices()
-        except Exception as err:
-            raise AudioUnavailable(f"cannot list sound devices: {err}") from err
-        return [DeviceInfo(i, str(d["name"]), int(d["max_input_channels"]), float(d["default_samplerate"]))
-                for i, d in enumerate(devices) if int(d["max_input_channels"]) > 0]
+            reply = _first_line(proc, self.timeout)
+        finally:
+            _end_child(proc)
+        try:
+            self._inputs = [DeviceInfo(int(i), str(name), int(ch), float(rate))
+                            for i, name, ch, rate in reply["inputs"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise AudioUnavailable(f"PortAudio's process answered {str(reply)[:200]}") from err
 
     def open(self, device: int | None, samplerate: int, channels: int, blocksize: int,
              callback: Callable[[np.ndarray], None]) -> Stream:
-        sd = self._sd()
-
-        def on_block(indata: np.ndarray, frames: int, t: object, status: object) -> None:
-            callback(indata.copy())
-
+        listed = {d.index: d.name for d in self._inputs or []}
+        name = listed.get(device, "") if device is not None else "default"
+        if device is not None and not name:
+            raise AudioUnavailable(f"no input device {device} in the last look at the devices")
+        proc = _start_child("open", json.dumps({"device": device, "name": name, "samplerate": samplerate,
+                                                "channels": channels, "blocksize": blocksize}))
         try:
-            stream = sd.InputStream(samplerate=samplerate, blocksize=blocksize, device=device, channels=channels,
-                                    dtype="float32", callback=on_block)
-            stream.start()
-        except Exception as err:  # PortAudioError and friends
-            raise AudioUnavailable(f"cannot open the input: {err}") from err
-        return stream  # type: ignore[no-any-return]
+            _first_line(proc, self.timeout)
+        except BaseException:
+            _end_child(proc)
+            raise
+        return ChildStream(proc, callback, (blocksize, channels))
+
+
+class ChildStream:
+    """The blocks PortAudio's process writes, handed to ``callback`` from a thread of their own."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], callback: Callable[[np.ndarray], None],
+                 shape: tuple[int, int]) -> None:
+        self.proc = proc
+        self._thread = threading.Thread(target=self._read, args=(callback, shape), name="audio-child", daemon=True)
+        self._thread.start()
+
+    def _read(self, callback: Callable[[np.ndarray], None], shape: tuple[int, int]) -> None:
+        assert self.proc.stdout is not None
+        size = shape[0] * shape[1] * 4  # float32
+        while len(data := self.proc.stdout.read(size)) == size:
+            callback(np.frombuffer(data, np.float32).reshape(shape).copy())
+
+    def close(self) -> None:
+        _end_child(self.proc)
+        self._thread.join(timeout=5)
+
+
+def _start_child(*args: str) -> subprocess.Popen[bytes]:
+    """PortAudio's process (``-P``: its folder is not put on the import path); its stderr is the show's."""
+    try:
+        return subprocess.Popen([sys.executable, "-P", str(CHILD), *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+    except OSError as err:
+        raise AudioUnavailable(f"cannot start PortAudio's process: {err}") from err
+
+
+def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    """The child's answer (one JSON line) within ``timeout`` (else it is killed); its error as AudioUnavailable."""
+    assert proc.stdout is not None
+    late = threading.Event()
+
+    def give_up() -> None:
+        late.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, give_up)
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        if line:
+            raise AudioUnavailable(f"PortAudio's process answered {line[:200]!r}")
+        raise AudioUnavailable(f"PortAudio's process gave no answer within {timeout:g} s" if late.is_set()
+                               else "PortAudio's process ended without an answer")
+    if "error" in reply:
+        raise AudioUnavailable(str(reply["error"]))
+    return reply
+
+
+def _end_child(proc: subprocess.Popen[bytes]) -> None:
+    """Ask it to stop (stdin closed: it closes its JACK client while the server is there, which then need not
+    wait for a vanished one), kill it if it is still there after CHILD_GRACE_S (it may be stuck in PortAudio for
+    good), reap it, close its pipes."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=CHILD_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
 
 
 def find_device(layer: DeviceLayer, wanted: str) -> tuple[int | None, DeviceInfo | None]:
@@ -192,8 +295,12 @@ class AudioThread:
                     lambda: until() or (end is not None and self.clock() >= end))
 
     def _live(self) -> None:
+        rescan = False  # the first try uses the devices as the layer first saw them
         while not self._stop.is_set():
             try:
+                if rescan:
+                    self._rescan()
+                rescan = True
                 index, info = find_device(self.layer, self.device)
                 stream = self.layer.open(index, self.samplerate, self.channels, self.blocksize, self._blocks.put)
             except AudioUnavailable as err:
@@ -212,6 +319,15 @@ class AudioThread:
             if not self._stop.is_set():
                 self.status = AudioStatus("device", False, f"no audio: {name} went away")
                 self._warn_once(f"{name} stopped sending sound; waiting for it to come back")
+
+    def _rescan(self) -> None:
+        """A fresh look at the devices; whatever goes wrong is "no audio", never the audio thread's end."""
+        try:
+            self.layer.rescan()
+        except AudioUnavailable:
+            raise
+        except Exception as err:
+            raise AudioUnavailable(f"cannot look at the sound devices again: {type(err).__name__}: {err}") from err
 
     def _pump_stream(self) -> None:
         """Hand the callback's blocks to the consumer; return when the device goes quiet for good."""
