@@ -87,8 +87,9 @@ never asserted (exit 0; 1 only if the soak could not run at all, 130 when interr
     success since); prompts meanwhile get offline images; each phase lists the
     image requests the mock got and the status meanwhile, and a note says when the first image request
     after the fault reached the mock;
-  - ``disk``: from the folder taking files again until the first new image file appears in it (this waits for
-    the pipeline's next image, so it includes the show's pace); noticed = the engine logged "cannot write";
+  - ``disk``: the VJ page sends its own prompt (made next, ahead of the line) just after the folder is locked,
+    so an image must be written during the fault; from the folder taking files again until the first new image
+    file appears in it (the images held in memory are written then); noticed = the engine logged "cannot write";
   - ``audio``: from the JACK server answering again (``jack_lsp``) until the VJ page's ``tempo.audio`` names the
     device (``system``) again, that is until the engine listens to it again; noticed = it stopped naming it
     during the fault (the engine said "no audio");
@@ -782,6 +783,7 @@ class VjPage:
         self.current: str | None = None
         self.frames: list[tuple[float, float]] = []  # (fps, frame_p99_ms) of every show message
         self.changes: list[tuple[float, str]] = []  # (time, what was on) of each new image on screen
+        self._ws: ClientConnection | None = None
 
     async def login(self) -> str:
         async with httpx.AsyncClient(base_url=self.base, timeout=5.0,
@@ -819,6 +821,7 @@ class VjPage:
         self.connects += 1
         self.online = True
         self.connected_at = now()
+        self._ws = ws
         try:
             await ws.send(json.dumps({"type": "preview", "on": True}))
             pinged = now()
@@ -836,9 +839,21 @@ class VjPage:
             pass
         finally:
             self.online = False
+            self._ws = None
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     await ws.close()
+
+    async def prompt(self, text: str) -> bool:
+        """The VJ's own prompt (generated next, ahead of the line); False when the page is not connected."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(json.dumps({"type": "prompt", "text": text}))
+        except ConnectionClosed:
+            return False
+        return True
 
     def _on_frame(self, frame: str | bytes) -> None:
         t = now()
@@ -1081,6 +1096,9 @@ class Faults:
         self.undo["disk"] = lambda: unlock_folder(folder, how)
         run.notes.append(f"{folder.name}/ made unwritable with {how}")
         mark = len(self.engine.log())
+        # An image to write while the folder refuses it: the VJ's prompt goes ahead of the line.
+        if not await self.vj.prompt("the soak's disk test: a lighthouse in a storm"):
+            run.notes.append("the VJ page was not connected: no image made on purpose during the fault")
         await asyncio.sleep(max(0.0, run.start + self.s.disk_s - now()))
         unlock_folder(folder, how)
         self.undo.pop("disk", None)
@@ -1089,7 +1107,8 @@ class Faults:
         run.noticed = ("engine logged 'cannot write images'" if "cannot write images" in logged
                        else "nothing logged (no image to write during the fault?)")
         files = image_files(folder)
-        run.measure = f"folder refuses new files {self.s.disk_s:g} s; writable → the next image file appears"
+        run.measure = (f"folder refuses new files {self.s.disk_s:g} s, a VJ prompt made meanwhile; writable → the "
+                       f"next image file appears")
         ok = await when(lambda: bool(image_files(folder) - files), t0 + self.s.recovery_limit_s, 0.25)
         run.recovery_s = None if ok is None else ok - t0
 
