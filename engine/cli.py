@@ -21,19 +21,14 @@ from engine import __version__
 from engine import config as config_mod
 from engine.errors import ConfigError, EngineError
 from engine.logs import setup_logging
+from engine.usage import StrictParser as _Parser
+from engine.usage import UsageError
 
 log = logging.getLogger("engine")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse exits itself; we want one line and code 2
-        raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m engine",
         description="Stagecraft: real-time visuals for live shows.",
         epilog="Also: python -m engine check-shaders PATH...  (parse, compile and draw each shader once); "
-               "python -m engine devices  (list sound inputs); python -m engine beats FILE [--bpm]",
+               "python -m engine devices  (list sound inputs); python -m engine beats FILE [--bpm]; "
+               "python -m engine models list|pull NAME [--to DIR]  (local AI models)",
     )
     p.add_argument("--version", action="version", version=f"stagecraft {__version__}")
     p.add_argument("--config", type=Path, help="config file (default ./config.toml)")
@@ -54,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, metavar="F",
                    help="frame rate cap (default window.fps; headless with --frames: unpaced)")
     p.add_argument("--port", type=int, metavar="N", help="audience server port")
-    p.add_argument("--generator", choices=["auto", "stability", "procedural"],
-                   help="image backend (auto: Stability when a key is set, else procedural)")
+    p.add_argument("--generator", choices=["auto", "local", "stability", "procedural"],
+                   help="image backend (auto: local with a model and a GPU, else Stability with a key, else offline)")
+    p.add_argument("--model", metavar="NAME|DIR", help="the local model: a preset name or a diffusers folder")
+    p.add_argument("--dream", action="store_true", default=None, help="the live dream layer (needs the local model)")
     p.add_argument("--output", metavar="DIR", help="output folder for images and the journal")
     p.add_argument("--audio", metavar="DEVICE", help='sound input: "default", an index or part of a name')
     p.add_argument("--audio-file", metavar="FILE", help="play a WAV/FLAC/OGG file as the sound input (rehearsal)")
@@ -124,6 +122,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "window.fps": args.fps,
         "server.port": args.port,
         "generation.backend": args.generator,
+        "local.model": args.model,
+        "dream.enabled": args.dream,
         "store.output_dir": args.output,
         "audio.device": args.audio,
         "audio.file": args.audio_file,
@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(list_devices())
         return EXIT_OK
+    if argv and argv[0] == "models":
+        setup_logging("warning")
+        from engine.gen.local.models_cli import main as models
+
+        return models(argv[1:])
     if argv and argv[0] == "beats":
         setup_logging("warning")
         from engine.audio.beats_cli import main as beats

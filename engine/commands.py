@@ -30,6 +30,7 @@ class Action(StrEnum):
     RESYNC = "resync"  # the beat is now
     PAIR = "pair"  # a one-time code to log in to the control page, on the show machine's console only
     HOLD = "hold"  # value: seconds an image stays (the line's pace, from the backstage); none: [show] hold
+    DREAM_MIX = "dream_mix"  # value 0..1: the dream layer's opacity over the program (0 = off); none: [dream] mix
 
 
 @dataclass(frozen=True)

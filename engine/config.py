@@ -43,7 +43,10 @@ def knob(
 
 Fit = Literal["letterbox", "cover"]
 QrMode = Literal["always", "idle", "off"]
-Backend = Literal["auto", "stability", "procedural"]
+Backend = Literal["auto", "local", "stability", "procedural"]
+Device = Literal["auto", "cuda", "mps", "cpu"]
+Dtype = Literal["auto", "float16", "bfloat16", "float32"]
+DreamSource = Literal["program", "image"]
 AspectRatio = Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"]
 Img2Img = Literal["off", "previous", "program"]
 StabilityApi = Literal["v2beta", "v1"]
@@ -105,7 +108,7 @@ class AudienceConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    backend: Backend = knob("auto", doc="auto = Stability when a key is set, else procedural")
+    backend: Backend = knob("auto", doc="auto = local (model + GPU), else Stability (key), else procedural")
     width: int = knob(1024, min=128, max=2048, doc="image width for the procedural generator and v1")
     height: int = knob(1024, min=128, max=2048, doc="image height for the procedural generator and v1")
     aspect_ratio: AspectRatio = knob("1:1", doc="aspect ratio asked of Stability's v2beta API")
@@ -141,6 +144,31 @@ class StabilityConfig:
     breaker_failures: int = knob(5, min=1, max=100, doc="failures in a row that switch to procedural")
     breaker_cooldown: float = knob(30.0, min=1.0, max=3600.0, doc="seconds before probing Stability again")
     balance_interval: float = knob(60.0, min=0.0, max=3600.0, doc="credit balance poll period; 0 = off")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    model: str = knob("", doc="a diffusers folder or a preset name (models list); empty = no local model")
+    models_dir: str = knob("models", doc="where presets live (models pull puts them here)")
+    device: Device = knob("auto", doc="auto = cuda, else mps, else cpu")
+    dtype: Dtype = knob("auto", doc="auto = float16 on a GPU, float32 on the CPU")
+    tiny_vae: str = knob("", doc="a TAESD/TAESDXL folder or preset for fast decoding; empty = the model's VAE")
+    steps: int = knob(0, min=0, max=100, doc="denoising steps; 0 = the model's own (1 for turbo models)")
+    cfg_scale: float = knob(-1.0, min=-1.0, max=35.0, doc="guidance; -1 = the model's own (0 for turbo models)")
+    size: int = knob(0, min=0, max=2048, doc="longest side in pixels, a multiple of 64; 0 = the model's own")
+    safety: bool = knob(True, doc="run the model's safety checker when its folder has one")
+    warmup: bool = knob(True, doc="one small image at load so the first prompt has no compile stall")
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    enabled: bool = knob(False, doc="the live dream layer (needs the local model)")
+    size: int = knob(512, min=128, max=1024, doc="dream frames' longest side in pixels")
+    strength: float = knob(0.5, min=0.05, max=1.0, doc="how far each dream step moves from its source")
+    fps: float = knob(20.0, min=1.0, max=60.0, doc="most dream frames per second")
+    source: DreamSource = knob("program", doc="dream on the program output or on the current image")
+    mix: float = knob(0.5, min=0.0, max=1.0, doc="the dream layer's opacity over the program")
+    morph: float = knob(3.0, min=0.0, max=30.0, doc="seconds to morph from one prompt into the next")
 
 
 @dataclass(frozen=True)
@@ -255,6 +283,8 @@ class Config:
     shaders: ShadersConfig = field(default_factory=ShadersConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    dream: DreamConfig = field(default_factory=DreamConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

@@ -106,6 +106,8 @@ class ShowSnapshot:
     audio: str = "no audio"
     held: tuple[str, ...] = ()  # images taken from the inbox and not yet retired (on screen, coming, waiting)
     taken: int = 0  # images taken from the inbox since the show started (the inbox is first in, first out)
+    dream_mix: float = 0.0  # the dream layer's opacity over the program (0 = off)
+    dream_fps: float = 0.0  # dream frames that reached the screen per second, lately
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,41 @@ class StateBoard:
         return self._preview
 
 
+@dataclass(frozen=True, eq=False)
+class CaptureWish:
+    """A request for a copy of the program output, answered through ``answer`` as (h, w, 3) uint8 rows, top first.
+
+    ``longest`` 0: the whole output as the projector shows it, drawn again and read at once (image-to-image,
+    a few times a minute). ``longest`` N: scaled so its longest side is N pixels, taken before the dream layer
+    and the overlays (the dream must not dream its own frames, the HUD or the QR code) and read back without
+    waiting (engine/render/preview.py): the answer comes a frame or two later, so the dream can ask every frame.
+    """
+
+    answer: Future[np.ndarray]
+    longest: int = 0
+
+
+class DreamSlot:
+    """The dream layer's newest frame: the backstage puts, the show reads; newer frames replace older ones.
+
+    Nothing queues: a frame the show had no time to take is simply replaced, so a slow show never falls
+    behind and a slow dream never holds the show (it draws the frame it has). The pair (sequence number,
+    frame) is replaced whole by its one writer (the backstage's thread, or the bridge's receive thread)
+    and read whole by the show: no lock on the render path. ``None`` as a frame takes the layer away.
+    """
+
+    def __init__(self) -> None:
+        self._latest: tuple[int, np.ndarray | None] = (0, None)
+
+    def put(self, frame: np.ndarray | None, block: bool = True, timeout: float | None = None) -> None:
+        """A new frame, (h, w, 3 or 4) uint8 top row first; the arguments after it are a queue's, unused."""
+        self._latest = (self._latest[0] + 1, frame)
+
+    def latest(self) -> tuple[int, np.ndarray | None]:
+        """(sequence number, frame): a number the reader has not seen means a frame it has not drawn."""
+        return self._latest
+
+
 @dataclass
 class Inbox:
     """What other threads hand to the show: decoded images and control commands."""
@@ -179,5 +216,6 @@ class Inbox:
     commands: queue.SimpleQueue[Command] = field(default_factory=queue.SimpleQueue)
     hud: queue.SimpleQueue[np.ndarray] = field(default_factory=queue.SimpleQueue)  # painted backstage
     shader_changes: queue.SimpleQueue[Path] = field(default_factory=queue.SimpleQueue)  # from the watcher
-    # Requests for a copy of the program output (image-to-image from the projector's picture).
-    captures: queue.SimpleQueue[Future[np.ndarray]] = field(default_factory=queue.SimpleQueue)
+    # Requests for a copy of the program output (image-to-image and the dream from the projector's picture).
+    captures: queue.SimpleQueue[CaptureWish] = field(default_factory=queue.SimpleQueue)
+    dream: DreamSlot = field(default_factory=DreamSlot)  # the dream layer's newest frame (engine/gen/local/dream.py)

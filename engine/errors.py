@@ -8,6 +8,8 @@
     ├── BackstageError               the backstage could not start (port, output folder, blocklist)
     ├── StoreError                   the journal cannot be used, or was called wrongly (store/errors.py)
     ├── GenerationError              an image backend failed; ``kind`` says whose fault (gen/base.py)
+    ├── LocalModelError              the local model's folder or device cannot be used (gen/local/folder.py)
+    ├── DreamError                   a dream step gave nothing to show: NaN, flagged (gen/local/dream.py)
     ├── ProtocolError                a phone's message the server cannot take; ``code`` (net/protocol.py)
     │   └── VjProtocolError          the same for the control page (net/vj_protocol.py)
     ├── ModerationError              a blocklist file that cannot be read (net/moderation.py)
@@ -15,11 +17,11 @@
     ├── OscError                     an OSC message with no meaning here (control/osc_map.py)
     └── ParamError                   a shader parameter value out of its type or range (shaders/params.py)
 
-Signals that never leave their module, and so stay outside the tree: ``cli.UsageError`` and
-``audio.beats_cli._UsageError`` (a bad flag: exit code 2), ``audio.input.AudioUnavailable`` (no sound
-input right now), ``control.midi_input._NoMidi``, ``shaders.expr.ExprError`` (a ValueError, wrapped into
-ShaderError by its caller), and the loopback mock's own ``ApiError`` and ``BadHttp`` (answers to its
-HTTP clients). ``tests/test_errors.py``
+Signals that never leave their module, and so stay outside the tree: ``usage.UsageError`` (a bad flag:
+exit code 2, in every command),
+``audio.input.AudioUnavailable`` (no sound input right now), ``control.midi_input._NoMidi``,
+``shaders.expr.ExprError`` (a ValueError, wrapped into ShaderError by its caller), and the loopback
+mock's own ``ApiError`` and ``BadHttp`` (answers to its HTTP clients). ``tests/test_errors.py``
 checks that this drawing and the code agree.
 
 Every error prints as one readable line: callers at the edge log ``str(err)``.

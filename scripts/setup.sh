@@ -78,21 +78,29 @@ make_venv() {
 }
 
 python_packages() {
-    local extra=""
-    [ "$mode" = "test" ] && extra="[test]"
-    local stamp="$VENV/.installed${extra:+-test}"
-    local want
-    want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+    # The tests build tiny diffusers pipelines, so test mode adds the local extra. torch is pinned in the same
+    # pip command: on the CI machines that pin resolves to a CPU wheel already on disk, while a bare `torch`
+    # (or one pinned in a later command) pulls the CUDA build, about 3 GB. `make run` needs neither.
+    local test_pin="torch==2.13.0"
+    local want_run want_test
+    want_run="$(sha256sum < pyproject.toml | cut -d' ' -f1)"
+    want_test="$( (cat pyproject.toml; echo "$test_pin") | sha256sum | cut -d' ' -f1)"
     # The test install is a superset of the run install: either stamp will do for `run`.
-    for s in "$stamp" "$VENV/.installed-test"; do
-        if [ -f "$s" ] && [ "$(cat "$s")" = "$want" ]; then
-            return 0
-        fi
-    done
+    if [ -f "$VENV/.installed-test" ] && [ "$(cat "$VENV/.installed-test")" = "$want_test" ]; then
+        return 0
+    fi
+    if [ "$mode" != "test" ] && [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$want_run" ]; then
+        return 0
+    fi
     log "installing Python packages into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".${extra}"
-    echo "$want" > "$stamp"
+    if [ "$mode" = "test" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,local]" "$test_pin"
+        echo "$want_test" > "$VENV/.installed-test"
+    else
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
+        echo "$want_run" > "$VENV/.installed"
+    fi
 }
 
 system_packages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from engine.errors import RenderError
 from engine.render.gl import standalone_context
 from engine.store import Journal
 from tests.fakes import make_config
+from tests.local_models import TinyModels, build_all
+
+# No test reaches the Hugging Face Hub: set before anything imports huggingface_hub, which reads it once.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +49,16 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     j = Journal.open(tmp_path)
     yield j
     j.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Tiny random-weight diffusers pipelines (SD 1.x and SDXL shapes), saved once per session.
+
+    torch computes on one thread in the tests: on these shared 2-core machines its default two threads
+    spin-wait on each other while other work runs, and a 128 px image takes 0.4-1.8 s instead of 0.04 s.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    return build_all(tmp_path_factory.mktemp("models"))

@@ -21,7 +21,7 @@ from engine.audio.input import AudioStatus
 from engine.audio.live import Heard
 from engine.backstage import BackstageError
 from engine.backstage.child import MirrorBoard, Sender, _ProxyQueue
-from engine.backstage.messages import ImageOut, Stop, Tempo, Viewers
+from engine.backstage.messages import CaptureAsk, DreamOut, ImageOut, Stop, Tempo, Viewers
 from engine.backstage.process import BackstageProcess
 from engine.commands import Action
 from engine.contract import Inbox, ShowSnapshot, State, StateBoard
@@ -123,7 +123,7 @@ def test_hud_pictures_and_captures_come_and_go(tmp_path: Path) -> None:
     def show_thread() -> None:  # answers capture requests as the render loop does
         while not stop.is_set():
             try:
-                wanted = b.inbox.captures.get(timeout=0.05)
+                wanted = b.inbox.captures.get(timeout=0.05).answer
             except queue.Empty:
                 continue
             if wanted.set_running_or_notify_cancel():
@@ -234,6 +234,68 @@ def test_sender_survives_a_closed_pipe() -> None:
     s.close(timeout=2)
     assert s.broken
     s.put(Stop())  # dropped, never raises
+
+
+class SlowPipe:
+    """A pipe end whose first send waits until the test lets it go (a show busy reading)."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.sent: list[Any] = []
+
+    def send(self, item: Any) -> None:
+        if not self.sent:
+            self.go.wait(5)
+        self.sent.append(item)
+
+
+def test_only_the_newest_dream_frame_waits_for_a_slow_pipe() -> None:
+    """Dream frames put while the pipe is busy replace each other: one is sent, the newest, after what came
+    before it; memory never fills with frames nobody will see."""
+    pipe = SlowPipe()
+    s = Sender(pipe, "test-send")  # type: ignore[arg-type]
+    s.put(Stop())  # being sent: the pipe is busy
+    frames = [np.full((4, 4, 3), i, dtype=np.uint8) for i in range(5)]
+    for f in frames:
+        s.put_latest(DreamOut(f))
+    s.put(Viewers(1))
+    pipe.go.set()
+    s.close(timeout=5)
+    assert [type(m).__name__ for m in pipe.sent] == ["Stop", "DreamOut", "Viewers"]
+    assert pipe.sent[1].pixels is frames[-1]
+
+
+def test_dream_frames_and_scaled_captures_cross_the_bridge(tmp_path: Path) -> None:
+    """The show side: a dream frame goes to the dream slot; a capture ask keeps the size the dream wished."""
+    b = make(tmp_path)
+    b._handle(DreamOut(np.zeros((4, 4, 3), dtype=np.uint8)))
+    seq, frame = b.inbox.dream.latest()
+    assert seq == 1 and frame is not None and frame.shape == (4, 4, 3)
+    b._handle(CaptureAsk(7, longest=512))
+    assert b.inbox.captures.get_nowait().longest == 512
+
+
+def test_the_child_asks_for_captures_with_their_size() -> None:
+    """The child's stand-in for the capture queue sends the wish's size with its number."""
+    from concurrent.futures import Future
+
+    from engine.backstage.child import _CaptureProxy
+    from engine.contract import CaptureWish
+
+    class Out:
+        def __init__(self) -> None:
+            self.items: list[Any] = []
+
+        def put(self, item: Any) -> None:
+            self.items.append(item)
+
+    out = Out()
+    proxy = _CaptureProxy(out)  # type: ignore[arg-type]
+    wanted: Future[np.ndarray] = Future()
+    proxy.put(CaptureWish(wanted, 256))
+    assert out.items == [CaptureAsk(1, 256)]
+    proxy.answer(1, np.zeros((2, 2, 3), dtype=np.uint8), None)
+    assert wanted.result(timeout=1).shape == (2, 2, 3)
 
 
 def test_a_backstage_that_dies_mid_show_is_restarted(bp: BackstageProcess) -> None:

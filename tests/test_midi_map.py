@@ -34,6 +34,25 @@ def test_pads_trigger_actions_on_press_only() -> None:
     assert m.handle(mido.Message("note_off", channel=9, note=36)) is None
 
 
+def test_a_knob_learned_for_the_dream_mix_sets_it_across_0_to_1() -> None:
+    """The dream layer's mix is a level: the knob's position, 0..127 → 0..1, zero included (not a trigger)."""
+    m = MidiMap()
+    m.learn(Target("dream_mix"))
+    m.handle(KNOB)
+    assert m.handle(KNOB.copy(value=127)) == Command(Action.DREAM_MIX, 1.0, source="midi")
+    assert m.handle(KNOB.copy(value=0)) == Command(Action.DREAM_MIX, 0.0, source="midi")
+    mid = m.handle(KNOB.copy(value=64))
+    assert mid is not None and mid.value == pytest.approx(64 / 127)
+
+
+def test_the_dream_mix_mapping_survives_a_restart(tmp_path: Path) -> None:
+    m = MidiMap()
+    m.learn(Target("dream_mix"))
+    m.handle(KNOB)
+    m.save(tmp_path / "map.json")
+    assert MidiMap.load(tmp_path / "map.json").mappings == {Control("cc", 0, 21): Target("dream_mix")}
+
+
 def test_relearning_a_target_moves_it() -> None:
     """A target has one control at a time: learning it again replaces the old binding."""
     m = MidiMap()

@@ -27,6 +27,8 @@ from engine.control.osc_map import OscError, command_for
                                                              key="segments", source="osc")),
         ("/engine/param/ripple/center", [0.2, 0.7], Command(Action.PARAM, (0.2, 0.7), name="ripple", key="center",
                                                             source="osc")),
+        ("/engine/dream/mix", [0.25], Command(Action.DREAM_MIX, 0.25, source="osc")),
+        ("/engine/dream/mix", [0], Command(Action.DREAM_MIX, 0.0, source="osc")),
     ],
 )
 def test_addresses_map_to_commands(address: str, args: list[object], expected: Command) -> None:
@@ -43,6 +45,9 @@ def test_addresses_map_to_commands(address: str, args: list[object], expected: C
         ("/engine/bpm", ["fast"], "expected a number"),
         ("/engine/param/glow", [1], "unknown address"),
         ("/engine/param/glow/intensity", [], "expected a value"),
+        ("/engine/dream/mix", [], "expected the mix"),
+        ("/engine/dream/mix", ["half"], "expected a number"),
+        ("/engine/dream", [0.5], "unknown address"),
     ],
 )
 def test_bad_messages_say_why(address: str, args: list[object], match: str) -> None:

@@ -54,6 +54,30 @@ def test_messages_become_commands_and_junk_is_ignored() -> None:
                    Command(Action.PARAM, pytest.approx(0.8), name="glow", key="intensity", source="osc")]
 
 
+def test_the_dream_mix_arrives_as_a_command() -> None:
+    """/engine/dream/mix 0.25 over UDP: the dream layer's mix, in the show's inbox like any other control."""
+    commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+
+    async def scenario() -> None:
+        osc = OscControl(OscConfig(enabled=True, host="127.0.0.1", port=0), commands, StateBoard())
+        await osc.start()
+        try:
+            client = SimpleUDPClient("127.0.0.1", osc.port)
+            try:
+                client.send_message("/engine/dream/mix", [0.25])
+                for _ in range(100):
+                    if osc.received == 1:
+                        break
+                    await asyncio.sleep(0.01)
+            finally:
+                client.close()
+        finally:
+            osc.stop()
+
+    asyncio.run(scenario())
+    assert commands.get_nowait() == Command(Action.DREAM_MIX, 0.25, source="osc")
+
+
 def test_state_goes_out_to_the_target() -> None:
     """With a target set, /engine/state reaches it with what is on screen."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

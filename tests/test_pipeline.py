@@ -257,7 +257,9 @@ def test_img2img_program_asks_the_show_for_its_picture(tmp_path: Path) -> None:
 
     async def script(r: Rig) -> None:
         r.submit("from the screen")
-        wanted = await asyncio.to_thread(r.inbox.captures.get, True, 5)  # the show thread's side
+        wish = await asyncio.to_thread(r.inbox.captures.get, True, 5)  # the show thread's side
+        assert wish.longest == 0  # the whole output, as the projector shows it
+        wanted = wish.answer
         wanted.set_running_or_notify_cancel()
         wanted.set_result(np.full((18, 32, 3), 77, np.uint8))
         await until(lambda: len(primary.calls) == 1)

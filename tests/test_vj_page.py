@@ -218,3 +218,34 @@ def test_log_out_all_asks_first_then_closes_every_page(browser: Browser, served:
     finally:
         for context in contexts:
             context.close()
+
+
+def test_the_dream_slider_drives_the_mix_and_follows_the_show(browser: Browser, served: Backstage) -> None:  # noqa: F811
+    """The Program panel's dream slider: the show's mix and dream fps shown, a move sent as the dream_mix
+    command, its L button asks for MIDI learn of the mix (refused here: no MIDI input)."""
+    from engine.commands import Action, Command
+    from engine.contract import ShowSnapshot
+    from tests.fakes import drain
+
+    context = browser.new_context(**DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{served.port}/vj?token={SERVER_TOKEN}")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+        served.board.publish(ShowSnapshot(dream_mix=0.3, dream_fps=12.0))
+        expect(page.locator("#dream-mix-out")).to_have_text("0.30", timeout=5000)
+        expect(page.locator("#dream-fps")).to_have_text("12.0 fps")
+        assert page.locator("#dream-mix").input_value() == "0.3"
+        drain(served.inbox.commands)
+        page.locator("#dream-mix").evaluate("(el) => { el.value = 0.8; el.dispatchEvent(new Event('input')); }")
+        deadline = 50
+        got: list[Command] = []
+        while not got and deadline:
+            page.wait_for_timeout(100)
+            got = [c for c in drain(served.inbox.commands) if c.action is Action.DREAM_MIX]
+            deadline -= 1
+        assert got == [Command(Action.DREAM_MIX, 0.8, source="vj")]
+        page.locator("#dream-learn").click()
+        expect(page.locator("#toasts")).to_contain_text("MIDI input is off", timeout=5000)
+    finally:
+        context.close()

@@ -25,6 +25,14 @@ def test_commands_become_the_shared_command_layer() -> None:
     assert isinstance(req, vp.CommandReq) and req.command.slot == 2
     req = parse(type="command", action="param", name="s", key="on", value=True)
     assert isinstance(req, vp.CommandReq) and req.command.value == 1.0
+    req = parse(type="command", action="dream_mix", value=0.3)
+    assert req == vp.CommandReq(Command(Action.DREAM_MIX, 0.3, source="vj"))
+
+
+def test_the_dream_mix_can_be_learned_for_a_knob() -> None:
+    req = parse(type="midi_learn", target={"action": "dream_mix"})
+    assert isinstance(req, vp.MidiLearnReq) and req.target is not None and req.target.action == "dream_mix"
+    assert (req.target.low, req.target.high) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize(("msg", "code", "words"), [

@@ -360,6 +360,19 @@ def test_manual_prompt_skips_the_line_and_commands_reach_the_show(bs: Backstage)
     asyncio.run(go())
 
 
+def test_the_dream_mix_slider_reaches_the_show_and_follows_it(bs: Backstage) -> None:
+    """The page's dream slider is one command; the show's mix comes back in the show part."""
+    async def go() -> None:
+        async with page(bs) as p:
+            assert (await p.ask(type="command", action="dream_mix", value=0.75))["type"] == "ack"
+            assert bs.inbox.commands.get(timeout=1) == Command(Action.DREAM_MIX, 0.75, source="vj")
+            bs.board.publish(ShowSnapshot(dream_mix=0.75, dream_fps=18.46))
+            await p.until(lambda: p.parts["show"]["dream_mix"] == 0.75)
+            assert p.parts["show"]["dream_fps"] == 18.5
+
+    asyncio.run(go())
+
+
 def test_reorder_and_remove(journal: Journal) -> None:
     b = started(journal, {"audience.moderation": "auto", "generation.in_flight": 1})
     # The show never takes images here, so after the first two the pipeline waits and the line stays put.

@@ -18,17 +18,12 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from engine.audio.analysis import Analyzer
+from engine.usage import StrictParser as _Parser
+from engine.usage import UsageError
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line and exit code 2, raised for main() to report
-        raise _UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,10 +41,10 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     try:
         args = build_parser().parse_args(list(argv))
         if args.block < 1:
-            raise _UsageError(f"--block must be >= 1, got {args.block}")
+            raise UsageError(f"--block must be >= 1, got {args.block}")
         if args.latency < 0:
-            raise _UsageError(f"--latency must be >= 0, got {args.latency}")
-    except _UsageError as err:
+            raise UsageError(f"--latency must be >= 0, got {args.latency}")
+    except UsageError as err:
         print(f"error: {err} (see python -m engine beats --help)", file=sys.stderr)
         return EXIT_USAGE
     try:

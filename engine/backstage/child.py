@@ -29,7 +29,7 @@ from engine.audio.input import AudioStatus
 from engine.audio.live import Heard, LiveAudio
 from engine.backstage import chores
 from engine.config import Config
-from engine.contract import Inbox, ShowSnapshot, StateBoard
+from engine.contract import CaptureWish, Inbox, ShowSnapshot, StateBoard
 from engine.errors import EngineError
 from engine.logs import setup_logging
 from engine.store import Journal
@@ -39,6 +39,7 @@ from .messages import (
     Captured,
     CatalogIn,
     CommandOut,
+    DreamOut,
     Failed,
     HeardIn,
     HudOut,
@@ -68,13 +69,25 @@ NO_HEARD = Heard(None, 0, AudioStatus("none", False, "no audio"), None)
 Probe = Callable[[Backstage, Any], Any]
 
 
+class _Newest:
+    """A place in the send queue for "the newest of its kind": its value is read when its turn comes."""
+
+
 class Sender:
-    """Sends from any thread through one thread, so no caller ever waits on the pipe."""
+    """Sends from any thread through one thread, so no caller ever waits on the pipe.
+
+    ``put_latest`` is for a stream where only the newest counts (dream frames): one place in the queue,
+    whose value each new item replaces until it is sent; at most one item of it ever waits, however slow
+    the pipe.
+    """
 
     def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
-        self.items: queue.SimpleQueue[ToShow | ToBackstage | None] = queue.SimpleQueue()
+        self.items: queue.SimpleQueue[ToShow | ToBackstage | _Newest | None] = queue.SimpleQueue()
         self.broken = False
+        self._newest_lock = threading.Lock()  # between the putting thread and the sending thread, never the show's
+        self._newest: ToShow | ToBackstage | None = None
+        self._newest_queued = False
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -82,8 +95,26 @@ class Sender:
         if not self.broken:
             self.items.put(item)
 
+    def put_latest(self, item: ToShow | ToBackstage) -> None:
+        """Send ``item`` unless a newer one comes before its turn (it then replaces it)."""
+        if self.broken:
+            return
+        with self._newest_lock:
+            self._newest = item
+            if self._newest_queued:
+                return
+            self._newest_queued = True
+        self.items.put(_Newest())
+
+    def _take_newest(self) -> ToShow | ToBackstage | None:
+        with self._newest_lock:
+            item, self._newest, self._newest_queued = self._newest, None, False
+        return item
+
     def _run(self) -> None:
         while (item := self.items.get()) is not None:
+            if isinstance(item, _Newest) and (item := self._take_newest()) is None:
+                continue
             try:
                 self.conn.send(item)
             except (OSError, ValueError):  # the other side is gone
@@ -114,6 +145,16 @@ class _ProxyQueue:
         return 0
 
 
+class _LatestProxy:
+    """The dream slot's stand-in: what the backstage puts travels to the show, only the newest when the pipe lags."""
+
+    def __init__(self, out: Sender) -> None:
+        self.out = out
+
+    def put(self, frame: np.ndarray | None, block: bool = True, timeout: float | None = None) -> None:
+        self.out.put_latest(DreamOut(frame))
+
+
 class _CaptureProxy:
     """Capture requests wait here, by number, for the show's answer."""
 
@@ -122,10 +163,10 @@ class _CaptureProxy:
         self.waiting: dict[int, Future[np.ndarray]] = {}
         self._ids = itertools.count(1)
 
-    def put(self, wanted: Future[np.ndarray], block: bool = True, timeout: float | None = None) -> None:
+    def put(self, wish: CaptureWish, block: bool = True, timeout: float | None = None) -> None:
         n = next(self._ids)
-        self.waiting[n] = wanted
-        self.out.put(CaptureAsk(n))
+        self.waiting[n] = wish.answer
+        self.out.put(CaptureAsk(n, wish.longest))
 
     def answer(self, n: int, pixels: np.ndarray | None, error: str | None) -> None:
         wanted = self.waiting.pop(n, None)
@@ -223,7 +264,8 @@ def _child(conn: Connection, cfg: Config, join_url: str, probe: Probe | None = N
     images = _ProxyQueue(ImageOut, out)
     captures = _CaptureProxy(out)
     inbox = Inbox(images=cast(Any, images), commands=cast(Any, _ProxyQueue(CommandOut, out)),
-                  hud=cast(Any, _ProxyQueue(HudOut, out)), captures=cast(Any, captures))
+                  hud=cast(Any, _ProxyQueue(HudOut, out)), captures=cast(Any, captures),
+                  dream=cast(Any, _LatestProxy(out)))
     board = MirrorBoard(out, images)
     live = LiveMirror(out)
     journal: Journal | None = None

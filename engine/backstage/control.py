@@ -21,6 +21,7 @@ from engine.control.midi_input import MidiInput, MidiState
 from engine.control.midi_map import Control, Target
 from engine.errors import ConfigError
 from engine.gen.base import Generator
+from engine.gen.local.status import LocalStatus
 from engine.gen.pipeline import from_journal
 from engine.ledger import Ledger, LedgerError
 from engine.net import vj_state
@@ -48,6 +49,7 @@ class BackstageControls:
         self.midi = midi
         self.on_settings = on_settings
         self.reports: list[str] = []  # backend problems in plain words, newest last (the backstage keeps 6)
+        self.dream_state: Callable[[], dict[str, Any] | None] = lambda: None  # set when the dream layer runs
         self._reshow_seq = itertools.count(1)
 
     @property
@@ -75,17 +77,23 @@ class BackstageControls:
     def backend_state(self) -> dict[str, Any]:
         status = self.primary_status()
         primary = self.generators[0]
+        if isinstance(status, LocalStatus):  # the local model: its state, load progress, device, memory, speed
+            return {"name": primary.name, "status": status.page_status, "line": self.generator_line(status),
+                    "credits": None, "resume_in": 0.0, "errors": list(self.reports), "state": status.state.value,
+                    "progress": round(status.progress, 3), "progress_line": status.line, "model": status.model,
+                    "device": status.device, "memory_mb": round(status.memory_mb, 1),
+                    "images_per_s": round(status.images_per_s, 3), "dream": self.dream_state()}
         return {"name": primary.name, "status": status.state if status else "ok", "line": self.generator_line(status),
                 "credits": status.credits if status else None, "resume_in": status.resume_in if status else 0.0,
                 "errors": list(self.reports)}
 
-    def primary_status(self) -> StabilityStatus | None:
+    def primary_status(self) -> StabilityStatus | LocalStatus | None:
         """The primary backend's health, when it has one to report (the offline generator has none)."""
         primary, fallback = self.generators
         status_of = getattr(primary, "status", None)
         return status_of() if status_of is not None and primary is not fallback else None
 
-    def generator_line(self, status: StabilityStatus | None = None) -> str:
+    def generator_line(self, status: StabilityStatus | LocalStatus | None = None) -> str:
         """The image backend as the VJ needs to see it: which one, healthy or not, credits left."""
         primary, fallback = self.generators
         if primary is fallback:
@@ -93,6 +101,8 @@ class BackstageControls:
         s = status or self.primary_status()
         if s is None:
             return f"images: {primary.name}"
+        if isinstance(s, LocalStatus):
+            return f"images: {primary.name} {s.summary()}"
         credits = f"   credits {s.credits:g}" if s.credits is not None else ""
         problem = f"   ! {s.last_error}" if s.last_error else ""
         resume = f"   (offline images; next try in {s.resume_in:.0f} s)" if s.resume_in > 0 else ""

@@ -49,6 +49,13 @@ class HudOut:
 
 
 @dataclass(frozen=True)
+class DreamOut:
+    """The dream layer's newest frame (None: the layer goes away); only the newest waiting one is sent."""
+
+    pixels: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class Viewers:
     """How many control pages watch the preview (the show grabs one only while some do)."""
 
@@ -57,9 +64,11 @@ class Viewers:
 
 @dataclass(frozen=True)
 class CaptureAsk:
-    """A copy of the program output is wanted (image-to-image); answered by ``Captured`` with this number."""
+    """A copy of the program output is wanted (image-to-image, the dream); answered by ``Captured`` with this
+    number. ``longest``: as ``engine.contract.CaptureWish``."""
 
     number: int
+    longest: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class ProbeAnswer:
     value: Any  # a benchmark's answer, or the exception its probe raised
 
 
-ToShow = Ready | Failed | ImageOut | CommandOut | HudOut | Viewers | CaptureAsk | Tempo | ProbeAnswer
+ToShow = Ready | Failed | ImageOut | CommandOut | HudOut | DreamOut | Viewers | CaptureAsk | Tempo | ProbeAnswer
 
 
 # --- show → backstage ------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ every connection's objects froze frames for half a second (docs: bench/audience.
 Here the same ``Backstage`` runs in a spawned child; the show's process keeps only
 the render thread, the audio thread and two bridge threads:
 
-- child → show: images, commands, HUD pictures, capture requests, tempo changes from
-  Link, and how many control pages watch the preview, sent by a sender thread so the
-  backstage loop never waits on the pipe;
+- child → show: images, commands, HUD pictures, dream frames (only the newest waits), capture
+  requests, tempo changes from Link, and how many control pages watch the preview, sent by a
+  sender thread so the backstage loop never waits on the pipe;
 - show → child: the show's snapshot, the shader catalog, the audio engine's latest
   features (50 times a second), preview pictures, Space's "make an image", P's
   "a pairing code", answers to captures, and "stop".
@@ -40,7 +40,7 @@ import numpy as np
 
 from engine.audio.live import Heard, LiveAudio
 from engine.config import Config
-from engine.contract import Inbox, ShowSnapshot, StateBoard
+from engine.contract import CaptureWish, Inbox, ShowSnapshot, StateBoard
 from engine.errors import BackstageError
 
 from .child import Probe, Sender, _child
@@ -49,6 +49,7 @@ from .messages import (
     Captured,
     CatalogIn,
     CommandOut,
+    DreamOut,
     Failed,
     HeardIn,
     HudOut,
@@ -333,10 +334,12 @@ class BackstageProcess:
                 self.inbox.commands.put(command)
             case HudOut(pixels):
                 self.inbox.hud.put(pixels)
+            case DreamOut(pixels):
+                self.inbox.dream.put(pixels)
             case Viewers(count):
                 self.board.preview_viewers = int(count)
-            case CaptureAsk(number):
-                self._capture(number)
+            case CaptureAsk(number, longest):
+                self._capture(number, longest)
             case ProbeAnswer(value):
                 self._answers.put(value)
             case Tempo(op, value) if self.live is not None:
@@ -345,7 +348,7 @@ class BackstageProcess:
                 else:
                     self.live.resync(value)
 
-    def _capture(self, n: int) -> None:
+    def _capture(self, n: int, longest: int = 0) -> None:
         wanted: Future[np.ndarray] = Future()
 
         def answered(done: Future[np.ndarray]) -> None:  # on the render thread: only a hand-off
@@ -355,7 +358,7 @@ class BackstageProcess:
                 link.out.put(Captured(n, None if error else done.result(), str(error) if error else None))
 
         wanted.add_done_callback(answered)
-        self.inbox.captures.put(wanted)
+        self.inbox.captures.put(CaptureWish(wanted, longest))
 
     def _publish(self) -> None:
         """The show's state to the child, whenever it changed, 50 times a second at most."""

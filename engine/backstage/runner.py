@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.audio.live import LiveAudio
 from engine.config import Config
@@ -37,6 +37,9 @@ from engine.store import Journal
 
 from .assembly import Parts, assemble
 from .chores import collect_garbage, demo_images, flush_positions, pace_the_line, paint_hud, trim_memory
+
+if TYPE_CHECKING:
+    from engine.gen.local.dream import DreamLoop  # loaded only with [dream] on
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Backstage:
         self.live = live
         self.vj_token = cfg.vj.token or new_token()
         self.parts: Parts | None = None  # set on the loop by start-up; read-only after
+        self.dream: DreamLoop | None = None  # the dream layer's loop, when [dream] is on and the model is local
         self.failure: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,13 +217,27 @@ class Backstage:
             jobs.append(("pipeline", parts.pipeline.run()))
         if parts.hub is not None:
             jobs.append(("vj-hub", parts.hub.run()))
+        if cfg.dream.enabled:
+            from engine.gen.local.dream import dream_for
+
+            self.dream = dream_for(cfg.dream, parts.generators[0], self.inbox, self.board, ledger, self._pool,
+                                   controls.report)
+            if self.dream is not None:
+                parts.controls.dream_state = self.dream_state
+                jobs.append(("dream", self.dream.run()))
         return jobs
+
+    def dream_state(self) -> dict[str, Any] | None:
+        """The dream layer's state for the control page (state, fps, frames, prompt, error); None when off."""
+        return self.dream.status().as_dict() if self.dream is not None else None
 
     def _hud_lines(self) -> list[str]:
         parts = self.parts
         if parts is None:
             return []
         lines = [parts.controls.generator_line()]
+        if self.dream is not None:
+            lines.append(self.dream.status().line())
         if parts.vj_url:  # the audience sees the HUD: the token stays on the console (or use P's pairing code)
             lines.append(f"VJ page: {parts.vj_url}")
         return lines

@@ -1,10 +1,11 @@
 """MIDI controls → commands, with a learn mode and a mappings file, without ports.
 
 A mapping ties one control (a CC number or a note, on a channel) to one target:
-a shader parameter (scaled from 0..127 into the parameter's range) or an action
-(blackout, next, tap, ...). Learn mode: the VJ picks a target, moves a knob, and
-the next control that moves is bound to it. Mappings are saved as JSON and loaded
-at start; a damaged file is a clear warning and an empty map, never a crash.
+a shader parameter (scaled from 0..127 into the parameter's range), a level (the
+dream layer's mix, 0..1) or a trigger action (blackout, next, tap, ...). Learn
+mode: the VJ picks a target, moves a knob, and the next control that moves is
+bound to it. Mappings are saved as JSON and loaded at start; a damaged file is a
+clear warning and an empty map, never a crash.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 TRIGGERS = frozenset({Action.NEXT, Action.BLACKOUT, Action.FREEZE, Action.HUD, Action.TAP, Action.RESYNC,
                       Action.CLEAR_EFFECTS})
+LEVELS = frozenset({Action.DREAM_MIX})  # a knob's position, scaled into low..high (0..1 unless learned otherwise)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Control:
 
 @dataclass(frozen=True)
 class Target:
-    """A shader parameter (``shader``/``param`` with its range) or a trigger ``action``."""
+    """A shader parameter (``shader``/``param`` with its range), a level or a trigger ``action``."""
 
     action: str
     shader: str = ""
@@ -49,8 +51,8 @@ def check_mappable(target: Target) -> None:
         if not target.shader or not target.param:
             raise ValueError(f"MIDI parameter target needs a shader and a parameter, got {target!r}")
         return
-    if target.action not in {a.value for a in TRIGGERS}:
-        allowed = ", ".join(sorted(["param", *(a.value for a in TRIGGERS)]))
+    if target.action not in {a.value for a in TRIGGERS | LEVELS}:
+        allowed = ", ".join(sorted(["param", *(a.value for a in TRIGGERS | LEVELS)]))
         raise ValueError(f"MIDI cannot be mapped to {target.action!r}: mappable actions are {allowed}")
 
 
@@ -94,6 +96,8 @@ class MidiMap:
             scaled = target.low + value * (target.high - target.low)
             return Command(Action.PARAM, scaled, name=target.shader, key=target.param, source="midi")
         action = Action(target.action)
+        if action in LEVELS:
+            return Command(action, target.low + value * (target.high - target.low), source="midi")
         if value <= 0.0:  # note off / knob at zero: a trigger fires on press only
             return None
         return Command(action, source="midi")

@@ -68,6 +68,10 @@ def command_for(address: str, args: Sequence[object]) -> Command:
         if args and isinstance(args[0], str):
             return Command(Action.TRANSITION, name=args[0], source=src)
         return Command(Action.TRANSITION, _number(address, args, 1.0), source=src)
+    if head == "dream" and rest == ["mix"]:
+        if not args:
+            raise OscError(f"{address}: expected the mix, 0 to 1")
+        return Command(Action.DREAM_MIX, _number(address, args), source=src)
     if head == "param" and len(rest) == 2:
         if not args:
             raise OscError(f"{address}: expected a value")

@@ -22,7 +22,7 @@ from concurrent.futures import Executor, Future
 import numpy as np
 
 from engine.config import Config
-from engine.contract import Inbox, ShowImage, State, StateBoard
+from engine.contract import CaptureWish, Inbox, ShowImage, State, StateBoard
 from engine.errors import EngineError
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest, Generator
 from engine.gen.decode import prepare
@@ -129,7 +129,7 @@ class Pipeline:
             return None if last is None else await self.ledger.image_bytes(last)
         if mode == "program":
             wanted: Future[np.ndarray] = Future()
-            self.inbox.captures.put(wanted)
+            self.inbox.captures.put(CaptureWish(wanted))
             try:
                 rgb = await asyncio.wait_for(asyncio.wrap_future(wanted), CAPTURE_TIMEOUT_S)
             except (TimeoutError, Exception) as err:  # no frame in time: plain text-to-image

@@ -34,6 +34,7 @@ def show_state(snap: ShowSnapshot) -> dict[str, Any]:
         "hud": snap.hud, "fps": round(snap.fps, 1), "frame_ms": round(snap.frame_ms, 2),
         "frame_p99_ms": round(snap.frame_p99_ms, 2), "queue_len": snap.queue_len, "effects": list(snap.effects),
         "transition": snap.transition, "size": list(snap.size), "errors": list(snap.errors),
+        "dream_mix": round(snap.dream_mix, 3), "dream_fps": round(snap.dream_fps, 1),
     }
 
 

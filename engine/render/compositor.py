@@ -7,13 +7,21 @@ Passes, in order:
    crossfade, a gl-transition, or an ISF transition fed fitted copies of both);
    with no transition running, the crossfade at 0 draws the current layer;
 3. the effect chain (up to three library shaders, each reading the last);
-4. overlays: the join card (large when idle, in a corner otherwise) and the HUD;
-5. blackout: black over everything, at the plan's level.
+4. the dream layer (engine/render/dream.py), fitted like an image, blended at its mix; first, the
+   picture so far may be tapped (the dream's source: the program without the dream and the overlays);
+5. overlays: the join card (large when idle, in a corner otherwise) and the HUD;
+6. blackout: black over everything, at the plan's level.
 The same object runs in a pyglet window, under EGL for ``--headless`` and in tests.
+
+Why the dream sits after the effects and under the overlays: it is a picture of the program (made
+from it, at the VJ's mix), so the effects of the chain have already shaped what it dreams on and are
+not applied twice; the join card and the HUD must stay sharp and scannable over it, and the blackout
+must cover it like everything else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +29,7 @@ import moderngl
 import numpy as np
 
 from engine.render import builtin
+from engine.render.dream import DreamLayer
 from engine.render.fit import IDENTITY, FitTransform, fit_transform
 from engine.render.gl import build_program, set_uniform
 from engine.render.overlay import join_card
@@ -104,6 +113,8 @@ class Compositor:
         self._card_big: _Overlay | None = None
         self._card_small: _Overlay | None = None
         self._hud: _Overlay | None = None
+        self.dream: DreamLayer | None = None  # the show loop's, when the dream runs
+        self.dream_mix = 0.0
         self.resize(size)
 
     # --- set-up ---------------------------------------------------------------
@@ -188,7 +199,8 @@ class Compositor:
         return out
 
     def render(self, plan: FramePlan, t: float, target: moderngl.Framebuffer,
-               frame: FrameInputs | None = None) -> None:
+               frame: FrameInputs | None = None, tap: Callable[[moderngl.Framebuffer], None] | None = None) -> None:
+        """Draw ``plan`` into ``target``; ``tap`` sees the target after the effects, before the dream and overlays."""
         ctx = self.ctx
         w, h = self.size
         frame = frame or FrameInputs(time=t, delta=0.0, frame=0)
@@ -216,8 +228,12 @@ class Compositor:
             if out is not None:
                 source = out.texture
 
+        if tap is not None:
+            tap(target)
         target.use()
         ctx.viewport = (0, 0, w, h)
+        if self.dream is not None:
+            self.dream.draw(self.size, self.fit, self.dream_mix)
         self._draw_overlays(idle, plan)
         if plan.blackout > 0.0:
             ctx.enable(moderngl.BLEND)

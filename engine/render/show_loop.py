@@ -5,6 +5,8 @@ Per frame, on the render thread, never waiting on anything:
 2. take at most one new image from the image queue and write a band of it to
    the GPU (bounded by ``render.upload_mb_per_frame``), and the newest HUD
    picture if one was painted (text is drawn backstage: PIL is too slow here);
+   in a frame that wrote no image band, a band of the newest dream frame
+   (engine/render/dream.py), only while the dream's mix is above 0;
 3. ask the director for the frame plan and draw it;
 4. publish a fresh snapshot of the show's state for the other threads.
 """
@@ -24,10 +26,11 @@ import numpy as np
 from engine.audio.live import LiveAudio
 from engine.commands import Action, Command, toggled
 from engine.config import Config
-from engine.contract import Inbox, ShaderProblem, ShowSnapshot, StateBoard
+from engine.contract import CaptureWish, Inbox, ShaderProblem, ShowSnapshot, StateBoard
 from engine.errors import EngineError
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
+from engine.render.dream import DreamLayer, DreamTap
 from engine.render.preview import PreviewGrabber
 from engine.render.upload import TextureSlots, Uploader
 from engine.shaders import chain
@@ -42,6 +45,7 @@ MAX_COMMANDS_PER_FRAME = 64
 STATS_REFRESH_S = 0.25
 DRIVER_ACTIONS = (Action.FULLSCREEN, Action.ESCAPE, Action.QUIT)
 PREVIEW_SLACK_S = 0.002  # a preview due a hair after this frame is taken now, not a whole frame late
+DREAM_FPS_WINDOW_S = 2.0  # the dream's frames per second, counted over this much of the show's time
 
 
 class ShowLoop:
@@ -108,7 +112,15 @@ class ShowLoop:
         self._preview_failed = False
         self._preview_unwatched = False
         self._urgent_upload = False
+        self._band_written = False  # this frame wrote an image band: the dream's upload waits a frame
         self.images_taken = 0  # taken from the inbox since the start (the bridge counts what is still in it)
+        # The dream layer: its textures are made now when the dream is on, so its first frame allocates nothing.
+        self.dream = DreamLayer(ctx, self.uploader.budget, cfg.dream.size if cfg.dream.enabled else 0)
+        self.dream_tap = DreamTap(ctx)
+        self.compositor.dream = self.dream
+        self.compositor.dream_mix = cfg.dream.mix if cfg.dream.enabled else 0.0  # the VJ may raise it
+        self._dream_seen = 0  # the dream slot's sequence number last taken
+        self._dream_shown: deque[float] = deque()  # show wall times of the dream frames put on screen lately
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -147,6 +159,7 @@ class ShowLoop:
         cpu1 = time.thread_time()
         self._reload_shaders()
         self._feed_upload()
+        self._feed_dream(now)
         self._take_hud()
         beat = None if self.frozen else self._listen()
         cpu2 = time.thread_time()
@@ -157,7 +170,8 @@ class ShowLoop:
         self.last_plan = plan
         frame = self._frame_inputs(show_time)
         cpu3 = time.thread_time()
-        self.compositor.render(plan, frame.time, target, frame)
+        self.dream_tap.answer()  # the dream's source picture grabbed frames ago: nothing waits
+        self.compositor.render(plan, frame.time, target, frame, self.dream_tap.tap_for(self.compositor.size))
         self._feed_preview(now, target)
         cpu4 = time.thread_time()
         self._timer.tick(now)
@@ -255,6 +269,9 @@ class ShowLoop:
         elif cmd.action is Action.HOLD:
             value = cmd.value if isinstance(cmd.value, int | float) else self.cfg.show.hold
             self.director.hold = min(max(0.0, float(value)), 3600.0)
+        elif cmd.action is Action.DREAM_MIX:
+            mix = cmd.value if isinstance(cmd.value, int | float) else self.cfg.dream.mix
+            self.compositor.dream_mix = min(max(0.0, float(mix)), 1.0) if mix == mix else 0.0  # NaN: off
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
@@ -323,16 +340,56 @@ class ShowLoop:
         log.info("effects: %s | transition: %s", " > ".join(comp.effects) or "none", comp.transition)
 
     def _answer_capture(self, now: float) -> None:
-        """At most one capture per frame, only when asked (it costs a second draw and a read-back)."""
+        """At most one capture per frame, only when asked: a whole one costs a second draw and a read-back;
+        a scaled one (the dream's) is grabbed during the next frame's drawing and answered frames later."""
         try:
-            wanted = self.inbox.captures.get_nowait()
+            wish: CaptureWish = self.inbox.captures.get_nowait()
         except queue.Empty:
             return
+        if wish.longest > 0:
+            self.dream_tap.wish(wish.answer, wish.longest, self.compositor.size)
+            return
+        wanted = wish.answer
         if wanted.set_running_or_notify_cancel():
             try:
                 wanted.set_result(self.capture(now))
             except Exception as err:  # the asker hears it; the show goes on
                 wanted.set_exception(err)
+
+    def _feed_dream(self, now: float) -> None:
+        """The newest dream frame onto the GPU, a band per frame; nothing at all while the mix is 0 or frozen.
+
+        Only in a frame that wrote no image band, so the two never add up past the upload budget; a frame
+        that came while another was being written waits in the slot, and only the newest is ever taken.
+        """
+        if self.compositor.dream_mix <= 0.0 or self.frozen or self._band_written:
+            return
+        layer = self.dream
+        if not layer.busy:
+            seq, pixels = self.inbox.dream.latest()
+            if seq == self._dream_seen:
+                return
+            self._dream_seen = seq
+            if pixels is None:
+                layer.clear()
+                return
+            try:
+                layer.start(pixels)
+            except EngineError as err:
+                self.report(str(err))
+                return
+        if layer.step():
+            shown = self._dream_shown
+            shown.append(now)
+            while shown and now - shown[0] > DREAM_FPS_WINDOW_S:
+                shown.popleft()
+
+    def dream_fps(self, now: float) -> float:
+        """Dream frames put on screen per second over the last couple of seconds (0 when none came lately)."""
+        shown = self._dream_shown
+        if len(shown) < 2 or now - shown[-1] > DREAM_FPS_WINDOW_S:
+            return 0.0
+        return (len(shown) - 1) / max(1e-6, shown[-1] - shown[0])
 
     def _take_hud(self) -> None:
         """Show the newest HUD picture painted backstage (PIL text is too slow for this thread)."""
@@ -346,6 +403,7 @@ class ShowLoop:
             self.compositor.set_hud(latest)
 
     def _feed_upload(self) -> None:
+        self._band_written = False
         if not self.uploader.busy and self.director.wants_more and self.slots.free_count:
             try:
                 image = self.inbox.images.get_nowait()
@@ -359,6 +417,7 @@ class ShowLoop:
                 return
             self._urgent_upload = image.urgent
         if self.uploader.busy:
+            self._band_written = True
             layer = self.uploader.step()
             if layer is not None:
                 self.director.offer(layer, front=self._urgent_upload)
@@ -434,6 +493,8 @@ class ShowLoop:
                 audio=self.audio_line,
                 held=self.held_ids(),
                 taken=self.images_taken,
+                dream_mix=self.compositor.dream_mix,
+                dream_fps=self.dream_fps(now),
             )
         )
 
@@ -460,6 +521,8 @@ class ShowLoop:
     def release(self) -> None:
         if self.grabber is not None:
             self.grabber.release()
+        self.dream_tap.release()
+        self.dream.release()
         self.compositor.release()
         self.library.release()
         self.shared.release()

@@ -409,10 +409,52 @@
     const errors = Array.isArray(msg.errors) ? msg.errors : [];
     fillList($("show-errors"), $("show-errors-empty"), errors, (e) => h("li", { text: e }));
 
+    showDream(msg);
     syncEffectPickers();
     renderParams();
     markOnAir();
   }
+
+  /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
+  const dreamMix = $("dream-mix");
+  const dream = { dragging: false, touched: 0, timer: 0, last: 0, value: 0 };
+
+  function showDream(msg) {
+    const mix = clamp(num(msg.dream_mix), 0, 1);
+    const fps = num(msg.dream_fps);
+    setText($("dream-fps"), mix > 0 ? (fps > 0 ? fps.toFixed(1) + " fps" : "no frames") : "off");
+    if (dream.dragging || performance.now() - dream.touched < ECHO_GUARD_MS) return;
+    dreamMix.value = String(mix);
+    setText($("dream-mix-out"), mix.toFixed(2));
+  }
+
+  function sendDream() {
+    dream.timer = 0;
+    dream.last = performance.now();
+    command("dream_mix", { value: dream.value });
+  }
+
+  dreamMix.addEventListener("input", () => {
+    dream.touched = performance.now();
+    dream.value = round4(Number(dreamMix.value));
+    setText($("dream-mix-out"), dream.value.toFixed(2));
+    if (dream.timer) return;
+    const wait = dream.last + PARAM_EVERY_MS - performance.now();
+    if (wait <= 0) sendDream();
+    else dream.timer = setTimeout(sendDream, wait);
+  });
+  dreamMix.addEventListener("pointerdown", () => { dream.dragging = true; });
+  const endDreamDrag = () => {
+    if (!dream.dragging) return;
+    dream.dragging = false;
+    dream.touched = performance.now();
+  };
+  window.addEventListener("pointerup", endDreamDrag);
+  window.addEventListener("pointercancel", endDreamDrag);
+  $("dream-learn").addEventListener("click", () => {
+    const target = { action: "dream_mix" };
+    send({ type: "midi_learn", target: learningMatches(target) ? null : target });
+  });
 
   $("next").addEventListener("click", () => command("next"));
   btnBlackout.addEventListener("click", () => command("blackout"));
@@ -857,7 +899,10 @@
       btn.setAttribute("aria-pressed", on ? "true" : "false");
     }
     const l = state.midi ? state.midi.learning : null;
-    $("midi-learn-trigger").classList.toggle("learning", !!l && l.action !== "param");
+    $("midi-learn-trigger").classList.toggle("learning", !!l && TRIGGERS.includes(l.action));
+    const dreamOn = learningMatches({ action: "dream_mix" });
+    $("dream-learn").classList.toggle("learning", dreamOn);
+    $("dream-learn").setAttribute("aria-pressed", dreamOn ? "true" : "false");
   }
 
   function onMidi(msg) {
@@ -1319,6 +1364,20 @@
     setText($("credits"), typeof msg.credits === "number" && Number.isFinite(msg.credits) ? msg.credits.toFixed(1) : "—");
     const errors = Array.isArray(msg.errors) ? msg.errors : [];
     fillList($("backend-errors"), $("backend-errors-empty"), errors, (e) => h("li", { text: e }));
+    // The local model while it loads: its progress (the line above says what happens meanwhile).
+    const loading = msg.state === "loading" || msg.state === "warming";
+    $("backend-loading").hidden = !loading;
+    if (loading) {
+      $("backend-progress").value = typeof msg.progress === "number" && Number.isFinite(msg.progress) ? msg.progress : 0;
+      setText($("backend-progress-line"), typeof msg.progress_line === "string" ? msg.progress_line : "");
+    }
+    const dream = msg.dream && typeof msg.dream === "object" ? msg.dream : null;
+    $("backend-dream").hidden = !dream;
+    if (dream) {
+      const fps = typeof dream.fps === "number" && Number.isFinite(dream.fps) ? " · " + dream.fps.toFixed(1) + " fps" : "";
+      const err = typeof dream.error === "string" && dream.error ? " · " + dream.error : "";
+      setText($("backend-dream"), "dream: " + (typeof dream.state === "string" ? dream.state : "?") + fps + err);
+    }
   }
 
   /* ---------- start ---------- */
