@@ -61,3 +61,27 @@ def test_inline_default_followed_by_a_comment() -> None:
     text = "uniform ivec2 size/* = ivec2(20) */; // minimum squares\nvec4 transition(vec2 uv){return vec4(0);}"
     src = parse_gl_transition(Path("p.glsl"), text)
     assert src.inputs[0].default == (20.0, 20.0)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("uniform float x; // = 0.4 ; // if 0.0, there is no black phase", 0.4),
+    ("uniform float x;// =0.4;//no spaces", 0.4),
+    ("uniform float x; // = 0.3; // a note", 0.3),
+    ("uniform float x; // = 0.4 /* a note */", 0.4),
+    ("uniform float x; // = 0.4, the strength", 0.4),
+    ("uniform vec2 x; // = vec2(0.5, 0.5) // the centre", (0.5, 0.5)),
+    ("uniform vec2 x; //= vec2(0.5,0.5);", (0.5, 0.5)),
+    ("uniform vec2 x; // = vec2(0.25) ; // broadcast", (0.25, 0.25)),
+])
+def test_default_followed_by_a_note(line: str, expected: object) -> None:
+    """A default ends where a note after it begins, as in the collection's fadecolor and fadegrayscale."""
+    src = parse_gl_transition(Path("p.glsl"), f"{line}\nvec4 transition(vec2 uv){{return vec4(0);}}")
+    assert src.inputs[0].default == expected
+
+
+def test_engine_uniform_without_default_is_not_a_parameter() -> None:
+    """`uniform float beatPulse;` asks for the engine's value; with a default it is the file's parameter."""
+    text = "uniform float beatPulse;\nuniform float bpm; // = 0.5\nvec4 transition(vec2 uv){return vec4(0);}"
+    src = parse_gl_transition(Path("p.glsl"), text)
+    assert [(i.name, i.default) for i in src.inputs] == [("bpm", 0.5)]
+    assert "uniform float beatPulse;" in src.fragment

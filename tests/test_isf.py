@@ -109,3 +109,11 @@ def test_defaults_are_filled_in() -> None:
     src = parse_isf(P, isf('{"INPUTS": [{"NAME": "f", "TYPE": "float", "MIN": 0.2}, {"NAME": "b", "TYPE": "bool"},'
                            '{"NAME": "c", "TYPE": "color"}]}'))
     assert [i.default for i in src.inputs] == [0.2, False, (0.0, 0.0, 0.0, 1.0)]
+
+
+def test_input_named_like_a_builtin_names_its_line() -> None:
+    """An input called TIME would clash with the built-in: refused on the input's own line."""
+    text = isf('{"INPUTS": [\n{"NAME": "TIME", "TYPE": "float"}\n]}')
+    with pytest.raises(ShaderError, match="input TIME has the name of an ISF built-in") as info:
+        parse_isf(P, text)
+    assert info.value.line == 2

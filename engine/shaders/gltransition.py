@@ -5,6 +5,12 @@ Such a file defines ``vec4 transition(vec2 uv)``, samples only through
 ``getFromColor``/``getToColor``, reads ``progress`` and ``ratio``, and declares
 its parameters as uniforms with their defaults in a comment:
 ``uniform float amplitude; // = 1.0`` or ``uniform ivec2 size; // = ivec2(4)``.
+The default ends where a note begins (``// = 0.4 ; // if 0.0, ...``), as the
+collection's own files write it.
+
+A uniform named like an engine uniform (``uniform float beatPulse;``) with no
+default is not a parameter: the engine sets it, as it does in ISF files. With a
+default it is the file's own parameter, and the engine leaves it alone.
 """
 
 from __future__ import annotations
@@ -14,12 +20,17 @@ from pathlib import Path
 
 from engine.errors import ShaderError
 from engine.shaders.source import VECTOR_SIZE, Dialect, Input, InputType, Kind, ShaderSource, Value, shader_name
+from engine.shaders.translate import ENGINE_UNIFORMS
 
 _UNIFORM = re.compile(
     r"^[ \t]*uniform\s+(?:(?:lowp|mediump|highp)\s+)?(\w+)\s+(\w+)\s*(?:/\*\s*=\s*([^*]*?)\s*\*/)?\s*;"
-    r"[ \t]*(?://\s*=\s*(.*?)\s*|//.*)?$",
+    r"[ \t]*(?://\s*=\s*(.*?)\s*|//.*|/\*.*)?$",
     re.MULTILINE,
 )
+# A default in its comment ends where a note starts: `// = 0.4 ; // if 0.0, ...`, `// = 0.4 /* ... */`.
+_DEFAULT_END = re.compile(r";|//|/\*")
+# The leading literal of a default followed by words: `0.4, the strength`, `vec2(0.5) the centre`.
+_LEADING_LITERAL = re.compile(r"\s*(\w+\s*\([^()]*\)|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|true|false)")
 _TYPES = {
     "float": InputType.FLOAT, "int": InputType.INT, "bool": InputType.BOOL, "vec2": InputType.VEC2,
     "vec3": InputType.VEC3, "vec4": InputType.VEC4, "ivec2": InputType.IVEC2, "sampler2D": InputType.IMAGE,
@@ -50,6 +61,22 @@ def parse_literal(kind: InputType, text: str) -> Value:
     return float(text)
 
 
+def _default_text(comment: str) -> str:
+    """The default in a uniform's comment, without a note after it."""
+    return _DEFAULT_END.split(comment, maxsplit=1)[0].strip()
+
+
+def _parse_default(kind: InputType, text: str) -> Value:
+    """A default literal; words after a complete literal are a note (`0.4, if 0.0 there is no ...`)."""
+    try:
+        return parse_literal(kind, text)
+    except ValueError:
+        m = _LEADING_LITERAL.match(text)
+        if m is None or m.end() == len(text) or text[m.end()] not in " \t,":
+            raise
+        return parse_literal(kind, m.group(1))
+
+
 def _default(kind: InputType) -> Value | None:
     if kind is InputType.BOOL:
         return False
@@ -73,14 +100,16 @@ def parse_gl_transition(path: Path, text: str) -> ShaderSource:
             # Blank the declaration: the engine declares and sets these.
             body = body[: m.start()] + " " * (m.end() - m.start()) + body[m.end():]
             continue
+        default_text = _default_text(m.group(3) or m.group(4) or "")
+        if name in ENGINE_UNIFORMS and not default_text:
+            continue  # `uniform float beatPulse;`: the engine's live value, as in ISF files
         kind = _TYPES.get(glsl_type)
         if kind is None:
             raise ShaderError(str(path), line, f"uniform {name}: type {glsl_type} is not supported")
-        default_text = m.group(3) or m.group(4)
         default: Value | None = _default(kind)
         if default_text and kind is not InputType.IMAGE:
             try:
-                default = parse_literal(kind, default_text)
+                default = _parse_default(kind, default_text)
             except ValueError as err:
                 raise ShaderError(str(path), line, f"uniform {name}: bad default {default_text!r} ({err})") \
                     from None

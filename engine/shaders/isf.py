@@ -31,6 +31,7 @@ from engine.shaders.source import (
     Value,
     shader_name,
 )
+from engine.shaders.translate import BUILTINS
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -212,6 +213,10 @@ def parse_isf(path: Path, text: str, vertex: str | None = None, vertex_path: Pat
     inputs = tuple(parse_input(path, text, raw, _line_of(text, '"INPUTS"', line)) for raw in raw_inputs)
     seen: set[str] = set()
     for i in inputs:
+        if i.name in BUILTINS:
+            raise ShaderError(str(path), _line_of(text, f'"{i.name}"', line),
+                              f"input {i.name} has the name of an ISF built-in ({', '.join(BUILTINS)}), "
+                              "which no host accepts: rename the input")
         if i.name in seen:
             raise ShaderError(str(path), _line_of(text, f'"{i.name}"', line), f"input {i.name} is declared twice")
         seen.add(i.name)

@@ -110,6 +110,8 @@ class ShaderLibrary:
         entry.params.adapt(source.inputs)
         entry.version += 1
         log.info("shader %s loaded (%s, %s)", name, source.kind.value, path)
+        for warning in program.warnings:
+            log.warning("shader %s: %s", path, warning)
         return entry
 
     def remove(self, path: Path) -> None:

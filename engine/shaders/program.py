@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import moderngl
@@ -22,7 +22,7 @@ from engine.errors import ShaderError
 from engine.render.gl import driver_line
 from engine.shaders.expr import ExprError, evaluate
 from engine.shaders.source import InputType, Pass, ShaderSource, Value
-from engine.shaders.translate import Translated, glsl_name, translate
+from engine.shaders.translate import Translated, glsl_name, image_names, translate
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,32 @@ class _PassBuffer:
             tex.release()
 
 
-def compile_program(ctx: moderngl.Context, src: ShaderSource, code: Translated) -> moderngl.Program:
-    """Compile and link; a failure is a ShaderError naming the user's file and line."""
+def compile_program(ctx: moderngl.Context, src: ShaderSource) -> tuple[moderngl.Program, Translated]:
+    """Compile and link; a failure is a ShaderError naming the user's file and line.
+
+    A file that Mesa's strict compiler refuses is tried once more with the conversions other
+    drivers make silently (``conversions``). If that fails too, the error shown is the second
+    compile's, unless it sits on a line the conversions changed: then it is the file's own.
+    """
+    code = translate(src)
     try:
-        return ctx.program(vertex_shader=code.vertex, fragment_shader=code.fragment)
+        return ctx.program(vertex_shader=code.vertex, fragment_shader=code.fragment), code
     except moderngl.Error as err:
-        raise _shader_error(src, str(err)) from err
+        strict = _shader_error(src, str(err))
+        first = err
+    relaxed = translate(src, relax=True)
+    if not relaxed.relaxed_lines:
+        raise strict from first
+    try:
+        prog = ctx.program(vertex_shader=relaxed.vertex, fragment_shader=relaxed.fragment)
+    except moderngl.Error as err:
+        second = _shader_error(src, str(err))
+        on_changed_line = second.file == str(src.path) and second.line in relaxed.relaxed_lines
+        raise (strict if on_changed_line else second) from first
+    lines = ", ".join(str(n) for n in sorted(relaxed.relaxed_lines))
+    note = (f"line{'s' if len(relaxed.relaxed_lines) > 1 else ''} {lines}: an int where a float or uint is needed "
+            "(in a return, or beside a uint); Mesa's strict GLSL refuses that, so the conversion was made explicit")
+    return prog, replace(relaxed, warnings=(*relaxed.warnings, note))
 
 
 def _shader_error(src: ShaderSource, text: str) -> ShaderError:
@@ -173,12 +193,16 @@ class IsfProgram:
         self.ctx = ctx
         self.src = src
         self.shared = shared
-        self.prog = compile_program(ctx, src, translate(src))
+        self.prog, code = compile_program(ctx, src)
+        self.not_fed = code.not_fed  # engine uniforms this shader's own inputs replace
+        self.warnings = code.warnings  # what a user should know, though the shader works
         self.vao = ctx.vertex_array(self.prog, [])
         self.uniforms: dict[str, moderngl.Uniform] = {
             name: m for name in self.prog if isinstance(m := self.prog[name], moderngl.Uniform)
         }
         self.samplers = [n for n, u in self.uniforms.items() if getattr(u, "gl_type", None) == GL_SAMPLER_2D]
+        self._v1_images = [n for n in image_names(src)
+                           if any(f"_{n}_{suffix}" in self.uniforms for suffix in ("imgRect", "imgSize", "flip"))]
         self.frame_index = 0
         self._buffers: dict[str, _PassBuffer] = {}
         self._bad_uniforms: set[str] = set()
@@ -243,7 +267,8 @@ class IsfProgram:
             "ratio": size[0] / max(1, size[1]),
         }
         for name, value in values.items():
-            self._set(name, value)
+            if name not in self.not_fed:
+                self._set(name, value)
         for inp in self.src.inputs:
             if inp.is_param and inp.name in params:
                 self._set(glsl_name(inp.name), params[inp.name])
@@ -272,6 +297,12 @@ class IsfProgram:
         for unit, name in enumerate(self.samplers):
             self._texture_for(name, images, layers).use(unit)
             self.uniforms[name].value = unit
+        for name in self._v1_images:
+            # A file declaring ISF 1's per-image uniforms itself: the whole image, upright (see isf_v1).
+            tex = self._texture_for(name, images, layers)
+            self._set(f"_{name}_imgRect", (0.0, 0.0, 1.0, 1.0))
+            self._set(f"_{name}_imgSize", (float(tex.width), float(tex.height)))
+            self._set(f"_{name}_flip", False)
 
     def _texture_for(
         self, name: str, images: Mapping[str, moderngl.Texture], layers: tuple[LayerBinding, LayerBinding] | None
