@@ -25,6 +25,7 @@ from engine.gen.local.dream import (
     blend,
     dream_for,
     dream_size,
+    dream_step,
     image_id_of,
     image_source,
     model_hold,
@@ -213,6 +214,27 @@ def test_the_loop_sends_inverted_frames_no_faster_than_its_fps() -> None:
     assert min(np.diff(starts)) >= 0.1 - 1e-9
     assert rig.loop.status().state == "running" and rig.loop.status().frames >= 6
     assert rig.loop.status().fps == pytest.approx(10.0)
+
+
+def test_the_next_picture_is_asked_for_while_the_model_works() -> None:
+    """The show answers a capture a frame or two later: the loop asks for the next picture before it hands the
+    step to the model, so that wait never comes on top of a step; a pause drops the stale one."""
+    rig = Rig(fps=10.0)
+    asked_ahead: list[bool] = []
+    real_call = rig.worker.call
+
+    def call(fn: Callable[[Any], Any], priority: int) -> Future[Any]:
+        if getattr(fn, "func", None) is dream_step:  # not the prompt's encoding
+            asked_ahead.append(rig.loop._next is not None)
+        return real_call(fn, priority)
+
+    rig.worker.call = call  # type: ignore[method-assign]
+    rig.run(lambda: len(rig.sent) >= 3)
+    assert asked_ahead[:3] == [True, True, True]  # each step runs with the next picture already asked for
+    assert rig.sources >= len(rig.sent) + 1
+    rig.mix_now = 0.0
+    rig.run(lambda: rig.loop.status().state == "paused")
+    assert rig.loop._next is None
 
 
 def test_each_step_is_one_unguided_denoising_step_on_the_prompt_embeddings() -> None:

@@ -70,13 +70,19 @@ class DreamError(EngineError):
 
 
 class Models(Protocol):
-    """What the model thread hands a job: the loaded pipelines (weights shared) and where they run."""
+    """What the model thread hands a job: the loaded pipelines (weights shared) and where they run
+    (read-only, so the frozen ``loader.Models`` fits)."""
 
-    img2img: Any
-    text2img: Any
-    device: Any
-    dtype: Any
-    kind: str  # "sd" or "sdxl"
+    @property
+    def img2img(self) -> Any: ...
+    @property
+    def text2img(self) -> Any: ...
+    @property
+    def device(self) -> Any: ...
+    @property
+    def dtype(self) -> Any: ...
+    @property
+    def kind(self) -> str: ...  # "sd" or "sdxl"
 
 
 class ModelWorker(Protocol):
@@ -248,6 +254,9 @@ class DreamLoop:
     _frames: int = 0
     _backoff: float = 0.0
     _said: tuple[str, float] = ("", -math.inf)
+    # The next source picture, asked for while the model makes this frame: the show answers a capture a frame
+    # or two later, which would otherwise come on top of every step.
+    _next: asyncio.Future[np.ndarray | None] | None = None
 
     def status(self) -> DreamStatus:
         return self._status
@@ -267,6 +276,7 @@ class DreamLoop:
                 if held is not None or self.mix() <= 0.0:
                     self._set(*(held or ("paused",)))
                     self._times.clear()
+                    self._drop_next()  # stale by the time the dream goes on again
                     await self.sleep(PAUSE_S)
                     continue
                 began = self.clock()
@@ -275,15 +285,18 @@ class DreamLoop:
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # one bad step never ends the dream, nor touches the audience's images
+                    self._drop_next()
                     await self.sleep(self._failed(err))
                     continue
                 await self.sleep(max(0.0, began + period - self.clock()))
         finally:
+            self._drop_next()
             self.out(None)  # the dream is over: the show takes its layer away instead of holding a frame forever
 
     async def step(self) -> bool:
         """One frame: True when one went to the show, False when there was no picture to dream on yet."""
-        pixels = await self.source()
+        ahead, self._next = self._next, None
+        pixels = await (ahead if ahead is not None else self.source())
         if pixels is None:
             self._set("waiting")
             return False
@@ -298,6 +311,7 @@ class DreamLoop:
         assert m.start is not None and m.end is not None
         job = DreamJob(pixels, m.start, m.end, morph_weight(now - m.since, self.cfg.morph), self.cfg.strength,
                        self.cfg.size, self.seed)
+        self._next = asyncio.ensure_future(self.source())
         frame, used = await asyncio.wrap_future(self.worker.call(partial(dream_step, job=job), DREAM_PRIORITY))
         m.last_used = used
         self.out(frame)
@@ -306,6 +320,11 @@ class DreamLoop:
         self._backoff = 0.0
         self._set("running")
         return True
+
+    def _drop_next(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
 
     async def _encoded(self, text: str) -> Embeds:
         """The prompt's embeddings, encoded on the model thread the first time it is seen."""
