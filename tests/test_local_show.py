@@ -215,3 +215,22 @@ async def showing(port: int, text: str) -> list[dict[str, Any]]:
                 if msg["type"] == "status":
                     seen.append(msg)
     return seen
+
+
+def test_the_control_pages_settings_map_to_the_local_knobs(tiny_models: TinyModels, start: Start,
+                                                           journal: Journal) -> None:
+    """With the local model the page's steps are the model's (0..100, 0 = its own), not the v1 API's 10..50;
+    a change reaches the next image's denoising steps, and the model stays as loaded."""
+    b = start(tiny_models.sd)
+    assert b.parts is not None
+    controls = b.parts.controls
+    state = controls.generation_state()
+    assert state["settings"]["steps"] == 1 and state["limits"]["steps"] == [0, 100]
+    controls.change_settings({"steps": 2, "cfg_scale": 0.0})
+    assert controls.generation_state()["settings"]["steps"] == 2
+    gen = local(b)
+    assert gen._cfg.steps == 2 and gen._cfg.model == str(tiny_models.sd)
+    prompt_id = send(b, "a paper lantern in the rain")
+    b.inbox.images.get(timeout=30)
+    [record] = journal.images(prompt_id)
+    assert record.metadata["generator"] == "local" and record.metadata["steps"] == "2"

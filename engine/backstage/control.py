@@ -72,7 +72,13 @@ class BackstageControls:
     def generation_state(self) -> dict[str, Any]:
         from engine.gen.stability import STYLE_PRESETS
 
-        return vj_state.generation_state(self._cfg, self.output_dir, STYLE_PRESETS)
+        return vj_state.generation_state(self._cfg, self.output_dir, STYLE_PRESETS, local=self._local)
+
+    @property
+    def _local(self) -> bool:
+        """The primary backend is the local model: the page's settings map to its knobs."""
+        primary, fallback = self.generators
+        return primary is not fallback and primary.name == "local"
 
     def backend_state(self) -> dict[str, Any]:
         status = self.primary_status()
@@ -143,7 +149,7 @@ class BackstageControls:
     def change_settings(self, values: Mapping[str, object]) -> None:
         """Generation settings for the next prompts, validated like config.toml."""
         try:
-            cfg = with_overrides(self._cfg, vj_state.settings_overrides(values))
+            cfg = with_overrides(self._cfg, vj_state.settings_overrides(values, local=self._local))
         except ConfigError as err:
             raise VjProtocolError("bad_message", str(err)) from err
         self._cfg = cfg
@@ -151,7 +157,7 @@ class BackstageControls:
         for g in set(self.generators):
             reconfigure = getattr(g, "reconfigure", None)
             if reconfigure is not None:
-                reconfigure(cfg.stability)
+                reconfigure(cfg)
         log.info("generation settings: %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
 
     def midi_learn(self, target: Target | None) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from engine import NAME, __version__
-from engine.config import GenerationConfig, StabilityConfig
+from engine.config import Config, GenerationConfig, StabilityConfig
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.resilience import (
     Admission,
@@ -163,9 +163,9 @@ class StabilityGenerator:
     def state(self) -> BreakerState:
         return self._health.breaker.peek(self._clock())
 
-    def reconfigure(self, config: StabilityConfig) -> None:
+    def reconfigure(self, cfg: Config) -> None:
         """New settings from the control page (model, engine) for the next requests; the key stays."""
-        self._config = dataclasses.replace(config, api_key="")
+        self._config = dataclasses.replace(cfg.stability, api_key="")
 
     def status(self) -> StabilityStatus:
         now = self._clock()

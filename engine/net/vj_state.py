@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from engine.audio.live import Heard
-from engine.config import Config, GenerationConfig, StabilityConfig
+from engine.config import Config, GenerationConfig, LocalConfig, StabilityConfig
 from engine.contract import ShaderInfo, ShaderProblem, ShowSnapshot
 from engine.control.midi_input import MidiState
 from engine.gen.images import image_url
@@ -108,12 +108,26 @@ def _fixed_choices() -> tuple[dict[str, list[str]], dict[str, list[float | None]
     return choices, limits
 
 
-def generation_state(cfg: Config, output_dir: str, style_presets: Iterable[str]) -> dict[str, Any]:
+# With the local model, the page's steps are the model's denoising steps (0 = its own; 1 for turbo models),
+# not the v1 API's 10..50.
+LOCAL_SETTINGS = {**SETTINGS, "steps": "local.steps"}
+
+
+def _keys(local: bool) -> dict[str, str]:
+    return LOCAL_SETTINGS if local else SETTINGS
+
+
+def generation_state(cfg: Config, output_dir: str, style_presets: Iterable[str], local: bool = False
+                     ) -> dict[str, Any]:
+    """``local``: the primary backend is the local model (the settings then map to its knobs)."""
     settings = {}
-    for name, key in SETTINGS.items():
+    for name, key in _keys(local).items():
         section, field = key.split(".")
         settings[name] = getattr(getattr(cfg, section), field)
     choices, limits = _fixed_choices()
+    if local:
+        steps = next(f.metadata for f in dataclasses.fields(LocalConfig) if f.name == "steps")
+        limits = {**limits, "steps": [steps.get("min"), steps.get("max")]}
     return {
         "settings": settings,
         "choices": {**choices, "style_preset": sorted(style_presets)},
@@ -122,9 +136,10 @@ def generation_state(cfg: Config, output_dir: str, style_presets: Iterable[str])
     }
 
 
-def settings_overrides(values: Mapping[str, object]) -> dict[str, object]:
+def settings_overrides(values: Mapping[str, object], local: bool = False) -> dict[str, object]:
     """The page's setting names → config keys (validated by ``config.with_overrides``)."""
-    return {SETTINGS[k]: v for k, v in values.items()}
+    keys = _keys(local)
+    return {keys[k]: v for k, v in values.items()}
 
 
 def midi_state(state: MidiState | None) -> dict[str, Any]:

@@ -20,11 +20,12 @@ thread (loading), never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from engine.config import LocalConfig
+from engine.config import Config, LocalConfig
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
 from engine.gen.local.knobs import Knobs, knobs_for
 from engine.gen.local.presets import Plan
@@ -69,6 +70,12 @@ class LocalGenerator:
         warm_up(models)
 
     # --- on the loop ---------------------------------------------------------------------------------
+    def reconfigure(self, cfg: Config) -> None:
+        """New knobs from the control page (steps, guidance, size) for the next images; the model, its device
+        and dtype stay as loaded (changing them means a restart)."""
+        self._cfg = dataclasses.replace(cfg.local, model=self._cfg.model, device=self._cfg.device,
+                                        dtype=self._cfg.dtype, tiny_vae=self._cfg.tiny_vae)
+
     def status(self) -> LocalStatus:
         """What the VJ page and the HUD show: state, load progress, device, memory, images/s."""
         snap = self.worker.snapshot()
