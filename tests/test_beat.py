@@ -328,3 +328,29 @@ def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """No file argument: exit 2 and one line."""
     assert beats_main([]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# --- the benchmark's cross-validation split ------------------------------------------------------
+
+
+def test_bench_split_is_fixed_and_stratified_by_genre(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/beats.py splits the dev clips into two halves of one clip per genre, the same every run."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "beats.py"
+    spec = importlib.util.spec_from_file_location("bench_beats", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+    names = [f"{g}.{i:05d}" for g in genres for i in range(2)]
+    halves = bench.split_halves(names)
+    assert bench.split_halves(list(reversed(names))) == halves  # order of discovery does not matter
+    for half in "AB":
+        members = [n for n in names if halves[n] == half]
+        assert len(members) == 10
+        assert sorted(n.split(".")[0] for n in members) == genres
+    # Both halves hold first and second clips alike (alternating by genre), not all of one index.
+    assert {n.split(".")[1] for n in names if halves[n] == "A"} == {"00000", "00001"}
