@@ -416,8 +416,10 @@
   }
 
   /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
+  // touched starts at -Infinity: performance.now() counts from the page's load, so 0 would ignore the engine for
+  // the page's first ECHO_GUARD_MS, and a change in that window would never be shown (nothing re-sends it).
   const dreamMix = $("dream-mix");
-  const dream = { dragging: false, touched: 0, timer: 0, last: 0, value: 0 };
+  const dream = { dragging: false, touched: -Infinity, timer: 0, last: 0, value: 0 };
 
   function showDream(msg) {
     const mix = clamp(num(msg.dream_mix), 0, 1);
@@ -700,7 +702,7 @@
     const label = typeof p.label === "string" && p.label ? p.label : p.name;
     const sendValue = paramSender(shader, p.name);
     const data = { "data-shader": shader, "data-param": p.name };
-    const ctl = { dragging: false, touched: 0, el: null, set: () => {}, busy: null };
+    const ctl = { dragging: false, touched: -Infinity, el: null, set: () => {}, busy: null };
     ctl.busy = () => ctl.dragging || performance.now() - ctl.touched < ECHO_GUARD_MS;
     const changed = (v) => {
       ctl.touched = performance.now();
