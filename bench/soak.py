@@ -153,6 +153,7 @@ if str(ROOT) not in sys.path:
 
 from engine.gen.images import IMAGE_FILE  # noqa: E402
 from engine.net.moderation import Moderator  # noqa: E402
+from engine.net.vj_hub import SLOW_PARTS_S  # noqa: E402
 from engine.store import Journal  # noqa: E402
 
 PYTHON = sys.executable
@@ -172,7 +173,6 @@ PING_S, DEAD_S, CONNECT_S, TICK_S = 20.0, 45.0, 12.0, 2.5
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 
 MEMORY_EVERY_S = 10.0
-VJ_SLOW_PARTS_S = 1.0  # the VJ page's backend state comes once a second (engine/net/vj_hub.SLOW_PARTS_S)
 GRACE_S = 180.0  # the engine's [show] max_wait: its own target from a prompt to the screen
 BLACK_LEVEL = 3.0  # mean 0..255 under which a preview frame counts as black
 
@@ -1060,7 +1060,7 @@ class Faults:
         # The API's rule (stability-api.md): after a 429 without Retry-After, send nothing for 60 s; the breaker,
         # once open, waits its cooldown. The engine says how long its rules still hold it (resume_in, offline
         # images meanwhile): recovery is timed from the end of that wait, which no engine may shorten.
-        await asyncio.sleep(VJ_SLOW_PARTS_S + 0.5)  # the VJ page's next backend state, from after the mock's return
+        await asyncio.sleep(SLOW_PARTS_S + 0.5)  # the VJ page's next backend state, from after the mock's return
         held = float(self.vj.parts.get("backend", {}).get("resume_in") or 0.0)
         allowed = t0 + held
         run.measure = (f"500s, hanging, 429 lockout, {self.s.stability_s:g} s each; the end of the client's own "

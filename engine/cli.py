@@ -21,14 +21,12 @@ from engine import __version__
 from engine import config as config_mod
 from engine.errors import ConfigError, EngineError
 from engine.logs import setup_logging
+from engine.usage import EXIT_USAGE, UsageError
 from engine.usage import StrictParser as _Parser
-from engine.usage import UsageError
 
 log = logging.getLogger("engine")
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
+EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +81,7 @@ def build_check_shaders_parser() -> argparse.ArgumentParser:
         prog="python -m engine check-shaders",
         usage="%(prog)s [-h] PATH...",
         description="Lint shaders before a show: parse, compile and draw each one frame in a headless context. "
-                    "One line per file (ok PATH, or FAIL PATH:LINE: message), then a count; "
+                    "One line per file (ok PATH, warn PATH: message, or FAIL PATH:LINE: message), then a count; "
                     "exit code 0 only if every file passes.",
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="a shader file, or a folder to search for them")

@@ -12,6 +12,7 @@ import pytest
 from engine.config import Config
 from engine.errors import RenderError
 from engine.render.gl import standalone_context
+from engine.render.upload import TextureSlots
 from engine.store import Journal
 from tests.fakes import make_config
 from tests.local_models import TinyModels, build_all
@@ -36,6 +37,14 @@ def ctx(gl_ctx: moderngl.Context) -> moderngl.Context:
     """The session context, with GL errors from an earlier test cleared."""
     _ = gl_ctx.error
     return gl_ctx
+
+
+@pytest.fixture
+def slots(ctx: moderngl.Context) -> Iterator[TextureSlots]:
+    """The compositor's image textures: 4 slots of 256 px, released after the test."""
+    s = TextureSlots(ctx, 256, 4)
+    yield s
+    s.release_all()
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ URL = "http://192.168.1.23:3000"
 
 
 @pytest.fixture
-def slots(ctx: moderngl.Context) -> Iterator[TextureSlots]:
-    s = TextureSlots(ctx, 256, 4)
-    yield s
-    s.release_all()
-
-
-@pytest.fixture
 def library(ctx: moderngl.Context) -> Iterator[ShaderLibrary]:
     shared = SharedTextures(ctx)
     lib = ShaderLibrary(ctx, TEST_SHADERS, shared)

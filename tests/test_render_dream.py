@@ -36,13 +36,6 @@ def shown(layer: DreamLayer, px: np.ndarray) -> None:
 
 
 @pytest.fixture
-def slots(ctx: moderngl.Context) -> Iterator[TextureSlots]:
-    s = TextureSlots(ctx, 256, 4)
-    yield s
-    s.release_all()
-
-
-@pytest.fixture
 def comp(ctx: moderngl.Context, slots: TextureSlots) -> Iterator[Compositor]:
     c = Compositor(ctx, SIZE, slots, fit="letterbox")
     c.dream = DreamLayer(ctx, 1 << 20)

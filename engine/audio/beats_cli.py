@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from engine.audio.analysis import Analyzer
+from engine.usage import EXIT_USAGE, UsageError
 from engine.usage import StrictParser as _Parser
-from engine.usage import UsageError
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK = 0
 
 
 

@@ -26,10 +26,10 @@ from engine.errors import ConfigError
 from engine.gen.local.folder import LocalModelError, inspect_model, inspect_tiny_vae, is_pipeline_folder, size_on_disk
 from engine.gen.local.presets import PRESETS, TINY_VAES
 from engine.gen.local.pull import pull
+from engine.usage import EXIT_USAGE, UsageError
 from engine.usage import StrictParser as _Parser
-from engine.usage import UsageError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1
 INSTALL_LOCAL = 'pip install -e ".[local]"'
 
 

@@ -13,15 +13,15 @@ Runs on the worker's thread only (it calls the pipelines); imports torch.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest
+from engine.gen.decode import decode
 from engine.gen.local.knobs import Knobs
 from engine.gen.local.loader import Models
 
@@ -32,12 +32,12 @@ WARMUP_PROMPT = "a warm-up picture"
 
 
 def init_image(data: bytes, width: int, height: int) -> Image.Image:
-    """The image-to-image source at the asked size: cropped to its shape (never stretched), then resized."""
+    """The image-to-image source at the asked size: cropped to its shape (never stretched), then resized.
+    Opened by the engine's one decoder (its formats, its bomb guard); unreadable, it is our request's fault."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            rgb = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise GenerationError(FailureKind.BAD_REQUEST, f"init image unreadable: {err}") from err
+        rgb = decode(data).convert("RGB")
+    except GenerationError as err:
+        raise GenerationError(FailureKind.BAD_REQUEST, f"init image unreadable: {err.vj_message}") from err
     return ImageOps.fit(rgb, (width, height), Image.Resampling.BICUBIC)
 
 
