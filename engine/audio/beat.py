@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -154,6 +155,7 @@ class BeatTracker:
         kernel = np.exp(-0.5 * (dist / cfg.beat_width) ** 2)
         kernel -= (np.bincount(block, kernel) / periods)[block]
         self._kernel = kernel * (self._period_of / (0.5 * fps)) ** cfg.period_scaling * cfg.evidence
+        self._weight = np.empty_like(self._kernel)  # a hop's evidence, reused every hop
         ratio = periods[None, :] / periods[:, None]
         # A change of one hop is the period's rounding, not a change of tempo: at 180 bpm the
         # true period falls between 28 and 29 hops and the tracker must alternate freely, or it
@@ -184,6 +186,7 @@ class BeatTracker:
         self._lock: TempoLock | None = None
         self._last_beat = -math.inf
         self._recent: list[float] = []  # the last few fired beat times
+        self._recent_period: float | None = None  # their median interval when they agree (``period``)
         self._beat_index = 0
         self._pending: list[_Pending] = []
         self._quiet = 0  # hops in a row without any onset strength
@@ -220,11 +223,8 @@ class BeatTracker:
         """
         if self._lock:
             return self._lock.period
-        fired = self._recent
-        if len(fired) >= 4:
-            intervals = np.diff(fired)
-            if intervals.max() < 1.2 * intervals.min():
-                return float(np.median(intervals))
+        if self._recent_period is not None:
+            return self._recent_period
         return self._map_period / self.frame_rate
 
     @property
@@ -380,7 +380,9 @@ class BeatTracker:
         belief[1:] = belief[:-1].copy()
         belief[self._starts] = wrapped
         if contrast != 0.0:
-            belief *= np.exp(contrast * self._kernel)
+            weight = self._weight
+            np.multiply(self._kernel, contrast, out=weight)
+            belief *= np.exp(weight, out=weight)
         total = belief.sum()
         if not math.isfinite(total) or total <= 0.0:
             belief[:] = 1.0 / len(belief)
@@ -433,6 +435,7 @@ class BeatTracker:
         """Commit a beat at ``time``; ``hop``: the hop whose onset it is, scored once the hops around it are in."""
         self._last_beat = time
         self._recent = [*self._recent[-4:], time]
+        self._recent_period = _steady_interval(self._recent)
         index = self._beat_index
         self._beat_index += 1
         self._pending.append(_Pending(hop, index, self._map_period, predicted))
@@ -513,3 +516,15 @@ class BeatTracker:
             self._confident = False
         elif not self._confident and conf >= cfg.confidence_on:
             self._confident = True
+
+
+def _steady_interval(times: list[float]) -> float | None:
+    """The median interval of ``times`` when there are 4 or more and no interval is 1.2 times
+    another; else None. Computed once per fired beat: ``period`` is read on every block."""
+    if len(times) < 4:
+        return None
+    intervals = sorted(b - a for a, b in pairwise(times))
+    if intervals[-1] >= 1.2 * intervals[0]:
+        return None
+    n = len(intervals)
+    return intervals[n // 2] if n % 2 else 0.5 * (intervals[n // 2 - 1] + intervals[n // 2])

@@ -56,7 +56,10 @@ def to_mono(block: np.ndarray, channels: int) -> np.ndarray:
     else:
         raise ValueError(f"block dtype must be float32 or int16, got {arr.dtype}")
     if data.ndim == 2:
-        data = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
+        if channels == 2:  # the common case, several times faster than mean(axis=1)
+            data = (data[:, 0] + data[:, 1]) * np.float32(0.5)
+        else:
+            data = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
     # NaN or inf from a broken driver would poison every running average downstream.
     if not np.isfinite(data).all():
         data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0)

@@ -85,7 +85,7 @@ class OnsetDetector:
         bands = self.bank @ magnitude
         # The running level follows rises at once and falls over a few seconds, like a limiter's
         # peak detector, so the first loud hit after a quiet intro is measured against the intro.
-        level = max(float(bands.mean()), SILENCE)
+        level = max(float(bands.sum()) / len(bands), SILENCE)
         self._level = max(level, self._level * self._gain_decay)
         if self._level <= SILENCE:
             self._prev = None
@@ -97,6 +97,10 @@ class OnsetDetector:
         self._prev, self._prev_bass = compressed, bass
         if prev is None:
             return Onset(0.0, 0.0)
-        spread = np.maximum(prev, np.maximum(np.roll(prev, 1), np.roll(prev, -1)))
+        spread = prev.copy()  # each band's level or its neighbours', whichever was higher
+        np.maximum(spread[1:], prev[:-1], out=spread[1:])
+        np.maximum(spread[:-1], prev[1:], out=spread[:-1])
+        np.maximum(spread[0], prev[-1], out=spread[0:1])
+        np.maximum(spread[-1], prev[0], out=spread[-1:])
         flux = np.maximum(compressed - spread, 0.0)
         return Onset(float(flux @ self._weights), max(bass - prev_bass, 0.0))
