@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effect in the chain, repeatable up to 3 (--effect none: no effect)")
     p.add_argument("--transition", metavar="NAME", help="transition: crossfade or a library name")
     p.add_argument("--hud", action="store_true", default=None, help="show the HUD at start")
+    p.add_argument("--ndi", metavar="NAME", help="send the program as this NDI source")
+    p.add_argument("--virtualcam", action="store_true", default=None, help="send the program to a virtual camera")
+    p.add_argument("--syphon", metavar="NAME", help="publish the program as this Syphon server (macOS)")
+    p.add_argument("--spout", metavar="NAME", help="publish the program as this Spout sender (Windows)")
+    p.add_argument("--record", nargs="?", const="", default=None, metavar="FILE",
+                   help="record the program from the start (to FILE, or a time-stamped file in the output folder)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set show.transition=1.5 (repeatable)")
@@ -133,6 +139,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
         "shaders.transition": args.transition,
         "overlay.hud": args.hud,
+        "output.ndi": args.ndi,
+        "output.virtualcam": args.virtualcam,
+        "output.syphon": args.syphon,
+        "output.spout": args.spout,
+        "record.enabled": True if args.record is not None else None,
+        "record.file": args.record or None,
         "log.level": args.log_level,
     }
     out.update({k: v for k, v in named.items() if v is not None})

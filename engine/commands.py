@@ -31,6 +31,8 @@ class Action(StrEnum):
     PAIR = "pair"  # a one-time code to log in to the control page, on the show machine's console only
     HOLD = "hold"  # value: seconds an image stays (the line's pace, from the backstage); none: [show] hold
     DREAM_MIX = "dream_mix"  # value 0..1: the dream layer's opacity over the program (0 = off); none: [dream] mix
+    RECORD = "record"  # value 1/0 starts/stops recording the program, none toggles
+    INPUT = "input"  # name: show this live input ("camera" or "ndi") as the picture; "" goes back to the images
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ KEY_BINDINGS: dict[str, Action] = {
     "_0": Action.CLEAR_EFFECTS,
     "T": Action.TAP,
     "P": Action.PAIR,
+    "R": Action.RECORD,
 }
 
 

@@ -276,6 +276,64 @@ class LogConfig:
     level: LogLevel = knob("info", doc="log verbosity")
 
 
+def parse_wxh(key: str, text: str) -> tuple[int, int]:
+    """'1920x1080' → (1920, 1080); an empty text → (0, 0), meaning "the program's size"."""
+    if not text.strip():
+        return (0, 0)
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or not (16 <= size[0] <= 8192 and 16 <= size[1] <= 8192):
+        raise ConfigError(key, f"got {text!r}, expected WIDTHxHEIGHT like 1920x1080 (16..8192 each), or \"\"")
+    return size
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    ndi: str = knob("", doc="send the program as this NDI source; empty = off")
+    ndi_alpha: bool = knob(False, doc="NDI with the program's alpha channel (else opaque)")
+    virtualcam: bool = knob(False, doc="send the program to a virtual camera (v4l2loopback, OBS)")
+    virtualcam_device: str = knob("", doc="virtual camera device, e.g. /dev/video10; empty = the first")
+    syphon: str = knob("", doc="publish the program as this Syphon server (macOS); empty = off")
+    spout: str = knob("", doc="publish the program as this Spout sender (Windows); empty = off")
+    size: str = knob("", doc="WxH of the frames sent; empty = the program's size")
+    fps: float = knob(0.0, min=0.0, max=240.0, doc="frames per second sent; 0 = every frame the show draws")
+
+    def __post_init__(self) -> None:
+        parse_wxh("[output] size", self.size)
+
+
+RecordPreset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    enabled: bool = knob(False, doc="start recording when the show starts")
+    file: str = knob("", doc="file of the first recording; empty = time-stamped in <output_dir>/recordings/")
+    preset: RecordPreset = knob("veryfast", doc="x264 speed preset: faster ones cost less CPU, more bits")
+    bitrate: int = knob(8000, min=0, max=200000, doc="video kbit/s; 0 = constant quality")
+    size: str = knob("", doc="WxH recorded; empty = the program's size")
+    fps: float = knob(0.0, min=0.0, max=240.0, doc="frames per second recorded; 0 = the show's frame rate")
+    audio: bool = knob(True, doc="record the audio input with the picture, when there is one")
+
+    def __post_init__(self) -> None:
+        parse_wxh("[record] size", self.size)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    camera: str = knob("", doc="camera offered as a live layer, e.g. /dev/video0; empty = none")
+    camera_size: str = knob("", doc="WxH asked of the camera; empty = its default")
+    camera_fps: float = knob(0.0, min=0.0, max=240.0, doc="frame rate asked of the camera; 0 = its default")
+    ndi: str = knob("", doc="NDI source offered as a live layer (its name as NDI lists it); empty = none")
+    max_size: int = knob(1280, min=64, max=4096, doc="live frames are scaled to at most this longest side")
+
+    def __post_init__(self) -> None:
+        parse_wxh("[input] camera_size", self.camera_size)
+
+
 @dataclass(frozen=True)
 class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -295,6 +353,9 @@ class Config:
     osc: OscConfig = field(default_factory=OscConfig)
     vj: VjConfig = field(default_factory=VjConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    input: InputConfig = field(default_factory=InputConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

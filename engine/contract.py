@@ -24,6 +24,8 @@ import numpy as np
 
 from engine.commands import Command
 from engine.errors import ImageError
+from engine.inputs.source import InputState
+from engine.output.sink import OutputState
 
 
 class State(StrEnum):
@@ -108,6 +110,9 @@ class ShowSnapshot:
     taken: int = 0  # images taken from the inbox since the show started (the inbox is first in, first out)
     dream_mix: float = 0.0  # the dream layer's opacity over the program (0 = off)
     dream_fps: float = 0.0  # dream frames that reached the screen per second, lately
+    outputs: tuple[OutputState, ...] = ()  # NDI, virtual camera, Syphon, Spout, recording: each one's state
+    inputs: tuple[InputState, ...] = ()  # the live inputs offered ([input]) and how each one is doing
+    live_input: str = ""  # the live input picked to show ("camera", "ndi"); "" = the images
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,14 @@
     ├── ModerationError              a blocklist file that cannot be read (net/moderation.py)
     ├── LedgerError                  an operation on a prompt the ledger cannot act on (ledger.py)
     ├── OscError                     an OSC message with no meaning here (control/osc_map.py)
+    ├── RecordError                  a recording could not start: folder, file or preset (output/record.py)
     └── ParamError                   a shader parameter value out of its type or range (shaders/params.py)
 
 Signals that never leave their module, and so stay outside the tree: ``usage.UsageError`` (a bad flag:
 exit code 2, in every command),
-``audio.input.AudioUnavailable`` (no sound input right now), ``control.midi_input._NoMidi``,
+``audio.input.AudioUnavailable`` (no sound input right now), ``output.sink.Unavailable`` and
+``inputs.source.SourceUnavailable`` (an output's or live input's library, runtime or device is missing: a
+status line), ``control.midi_input._NoMidi``,
 ``shaders.expr.ExprError`` (a ValueError, wrapped into ShaderError by its caller), and the loopback
 mock's own ``ApiError`` and ``BadHttp`` (answers to its HTTP clients). ``tests/test_errors.py``
 checks that this drawing and the code agree.

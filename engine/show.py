@@ -74,6 +74,7 @@ class Director:
         self._black_target = False
         self._black_from = 0.0
         self._black_since = 0.0
+        self.pinned: str | None = None  # a layer that stays on screen past its hold (a live input) until unpinned
 
     # --- images -------------------------------------------------------------
     @property
@@ -165,6 +166,8 @@ class Director:
         return max(1, round(self.transition / beat.period)) * beat.period
 
     def _due(self, now: float) -> bool:
+        if self.current is not None and self.current.id == self.pinned and not self._skip:
+            return False
         return self.current is None or self._skip or now - self._shown_at >= self.hold
 
     def _finish_transition(self, now: float) -> None:

@@ -249,3 +249,61 @@ def test_the_dream_slider_drives_the_mix_and_follows_the_show(browser: Browser, 
         expect(page.locator("#toasts")).to_contain_text("MIDI input is off", timeout=5000)
     finally:
         context.close()
+
+
+def test_the_outputs_panel_records_shows_each_output_and_picks_the_live_input(
+    browser: Browser, served: Backstage  # noqa: F811
+) -> None:
+    """Record sends the record command and shows the recording's time and size; each output's state is a
+    line (receivers, drops, or why it is unavailable); the source buttons pick a live input."""
+    from engine.commands import Action, Command
+    from engine.contract import ShowSnapshot
+    from engine.inputs.source import InputState
+    from engine.output.sink import OutputState
+    from tests.fakes import drain
+
+    context = browser.new_context(**DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{served.port}/vj?token={SERVER_TOKEN}")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+        expect(page.locator("#record-info")).to_have_text("not recording")
+        drain(served.inbox.commands)
+        page.locator("#record").click()
+        got: list[Command] = []
+        for _ in range(50):
+            got = [c for c in drain(served.inbox.commands) if c.action is Action.RECORD]
+            if got:
+                break
+            page.wait_for_timeout(100)
+        assert got == [Command(Action.RECORD, None, source="vj")]
+        served.board.publish(ShowSnapshot(
+            outputs=(
+                OutputState("ndi", "on", 'NDI "Stagecraft" 1920x1080', receivers=2, frames=900, dropped=3),
+                OutputState("virtualcam", "unavailable", "no virtual camera: load v4l2loopback"),
+                OutputState("record", "on", "recording", seconds=75.4, bytes=12_300_000, file="/x/stagecraft-1.mp4"),
+            ),
+            inputs=(InputState("camera:/dev/video0", "on", "1280x720 mjpeg 30 fps (v4l2)", 10, (1280, 720)),),
+            live_input="",
+        ))
+        expect(page.locator("#record-info")).to_have_text("REC 1:15 · 12.3 MB", timeout=5000)
+        expect(page.locator("#record")).to_have_attribute("aria-pressed", "true")
+        items = page.locator("#output-list li")
+        expect(items).to_have_count(3)
+        expect(items.nth(0)).to_have_text('ndi: NDI "Stagecraft" 1920x1080 · receivers 2 · dropped 3')
+        expect(items.nth(1)).to_contain_text("virtualcam: unavailable — no virtual camera: load v4l2loopback")
+        expect(items.nth(2)).to_contain_text("stagecraft-1.mp4")
+        camera = page.locator('#live-inputs button[data-input="camera"]')
+        expect(camera).to_have_text("Camera")
+        camera.click()
+        for _ in range(50):
+            got = [c for c in drain(served.inbox.commands) if c.action is Action.INPUT]
+            if got:
+                break
+            page.wait_for_timeout(100)
+        assert got == [Command(Action.INPUT, name="camera", source="vj")]
+        served.board.publish(ShowSnapshot(inputs=(InputState("camera:/dev/video0", "on", "ok"),), live_input="camera"))
+        expect(camera).to_have_attribute("aria-pressed", "true", timeout=5000)
+        expect(page.locator('#live-inputs button[data-input=""]')).to_have_attribute("aria-pressed", "false")
+    finally:
+        context.close()

@@ -74,6 +74,8 @@ class LiveAudio:
         self.thread = AudioThread(self._consume, device=cfg.device, file=cfg.file, samplerate=cfg.samplerate,
                                   channels=cfg.channels, blocksize=cfg.blocksize, layer=layer)
         self._heard = Heard(None, 0, self.thread.status, None)
+        # Called with every block on the audio thread (the recording); each must return at once.
+        self.listeners: list[Callable[[np.ndarray, int], None]] = []
 
     def start(self) -> None:
         self.thread.start()
@@ -109,6 +111,8 @@ class LiveAudio:
             if self._locked:
                 self._analyzer.lock_tempo(self._locked, None)
         self._apply_commands(self._analyzer)
+        for listener in self.listeners:
+            listener(block, rate)
         features = self._analyzer.process(block)
         self._audio_time = features.time
         self._wall = self.clock()

@@ -45,7 +45,7 @@ def command_for(address: str, args: Sequence[object]) -> Command:
     src = "osc"
     if head == "next" and not rest:
         return Command(Action.NEXT, source=src)
-    if head in ("blackout", "freeze", "hud", "fullscreen") and not rest:
+    if head in ("blackout", "freeze", "hud", "fullscreen", "record") and not rest:
         return Command(Action(head), _number(address, args), source=src)
     if head == "tap" and not rest:
         return Command(Action.TAP, source=src)
@@ -68,6 +68,9 @@ def command_for(address: str, args: Sequence[object]) -> Command:
         if args and isinstance(args[0], str):
             return Command(Action.TRANSITION, name=args[0], source=src)
         return Command(Action.TRANSITION, _number(address, args, 1.0), source=src)
+    if head == "input" and not rest:
+        name = _text(address, args) if args else ""
+        return Command(Action.INPUT, name="" if name == "none" else name, source=src)
     if head == "dream" and rest == ["mix"]:
         if not args:
             raise OscError(f"{address}: expected the mix, 0 to 1")

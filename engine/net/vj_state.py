@@ -12,6 +12,7 @@ import functools
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from engine.audio.live import Heard
@@ -22,6 +23,7 @@ from engine.gen.images import image_url
 from engine.ledger import GalleryItem
 from engine.net.audience import Audience, Prompt
 from engine.net.vj_protocol import SETTINGS
+from engine.output.sink import OutputState
 
 QUEUE_LIMIT = 200  # prompts listed per section; the page shows the totals beside them
 GALLERY_LIMIT = 300
@@ -35,7 +37,15 @@ def show_state(snap: ShowSnapshot) -> dict[str, Any]:
         "frame_p99_ms": round(snap.frame_p99_ms, 2), "queue_len": snap.queue_len, "effects": list(snap.effects),
         "transition": snap.transition, "size": list(snap.size), "errors": list(snap.errors),
         "dream_mix": round(snap.dream_mix, 3), "dream_fps": round(snap.dream_fps, 1),
+        "outputs": [_output(o) for o in snap.outputs],
+        "inputs": [{"name": i.name, "state": i.state, "detail": i.detail, "size": list(i.size)} for i in snap.inputs],
+        "live_input": snap.live_input,
     }
+
+
+def _output(o: OutputState) -> dict[str, Any]:
+    return {"name": o.name, "state": o.state, "detail": o.detail, "receivers": o.receivers, "frames": o.frames,
+            "dropped": o.dropped, "seconds": round(o.seconds, 1), "bytes": o.bytes, "file": Path(o.file).name}
 
 
 def tempo_state(heard: Heard | None, link: bool = False) -> dict[str, Any]:

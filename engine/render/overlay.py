@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.contract import ShowSnapshot
+from engine.output.sink import OutputState
 
 INK = (16, 12, 28, 255)
 PAPER = (255, 255, 255, 255)
@@ -72,6 +74,16 @@ def join_card(url: str, qr_height: int, headline: str = "", url_px: int | None =
     return np.asarray(card, dtype=np.uint8).copy()
 
 
+def output_line(o: OutputState) -> str:
+    """One output in a few words: "record on 12.3 s 4.1 MB", "ndi unavailable: no NDI library ..."."""
+    if o.state != "on":
+        return f"{o.name} {o.state}: {o.detail}"
+    if o.name == "record":
+        return f"REC {o.seconds:.0f} s {o.bytes / 1e6:.1f} MB {Path(o.file).name}  dropped {o.dropped}"
+    receivers = f" receivers {o.receivers}" if o.receivers >= 0 else ""
+    return f"{o.name} {o.detail}{receivers}  dropped {o.dropped}"
+
+
 def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
     """What the HUD says, from the show's published state alone."""
     w, h = s.size
@@ -83,6 +95,8 @@ def hud_lines(s: ShowSnapshot, join_url: str) -> list[str]:
         f"fx {' > '.join(s.effects) or 'none'}   transition {s.transition}   join {join_url}",
         f"audio: {s.audio}",
     ]
+    lines += [output_line(o) for o in s.outputs if o.state != "off"]
+    lines += [f"input {i.name}: {i.state} {i.detail}".rstrip() for i in s.inputs if i.state != "on"]
     lines += [f"! {e}" for e in s.shader_errors[:2]]
     lines += [f"! {e}" for e in s.errors[-2:]]
     return lines

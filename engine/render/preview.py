@@ -18,6 +18,7 @@ queued into the buffer that was just mapped (a driver may otherwise wait for the
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import moderngl
 import numpy as np
@@ -64,14 +65,35 @@ def preview_size(width: int, source: tuple[int, int]) -> tuple[int, int]:
 
 
 class PreviewGrabber:
-    """Scales the program output down and reads it back asynchronously: ``poll()``, then ``grab()``."""
+    """Scales the program output and reads it back asynchronously: ``poll()``, then ``grab()``.
 
-    def __init__(self, ctx: moderngl.Context, width: int) -> None:
-        if width < 1:
+    The VJ page's preview is ``width`` wide with the program's aspect, RGB, one grab late. The
+    outputs (NDI, recording: engine/output/hub.py) ask for a fixed ``size`` (scaled to fill it), RGBA,
+    and ``buffers=3``: each poll then maps a grab two frames old, which a real GPU has long finished
+    even when it runs a frame behind the CPU.
+    """
+
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        width: int,
+        *,
+        size: tuple[int, int] | None = None,
+        components: int = 3,
+        buffers: int = 2,
+    ) -> None:
+        if width < 1 and size is None:
             raise ValueError(f"preview width must be at least 1 pixel, not {width}")
+        if size is not None and (size[0] < 1 or size[1] < 1):
+            raise ValueError(f"read-back size must be at least 1x1, not {size[0]}x{size[1]}")
+        if components not in (3, 4) or buffers < 2:
+            raise ValueError("components must be 3 or 4 and buffers at least 2")
         self.ctx = ctx
         self.width = width
-        self.size = (0, 0)  # the preview's (w, h), known from the first grab
+        self.fixed = size
+        self.components = components
+        self.buffer_count = buffers
+        self.size = (0, 0)  # the read-back's (w, h), known from the first grab
         self._source_size = (0, 0)
         self._program = build_program(ctx, "builtin:preview", builtin.FULLSCREEN_VS, PREVIEW_FS)
         self._vao = ctx.vertex_array(self._program, [])
@@ -80,9 +102,10 @@ class PreviewGrabber:
         set_uniform(self._program, "uSource", 0)
         self._texture: moderngl.Texture | None = None  # the preview picture, drawn on the GPU
         self._fbo: moderngl.Framebuffer | None = None
-        self._buffers: list[moderngl.Buffer] = []  # the two pixel buffer objects, taking turns
+        self._buffers: list[moderngl.Buffer] = []  # the pixel buffer objects, taking turns
         self._next = 0  # the buffer the next grab reads into
-        self._pending: int | None = None  # the buffer holding a grab not yet polled
+        self._pending: deque[tuple[int, object]] = deque()  # (buffer, stamp) of grabs not yet polled, oldest first
+        self.stamp: object = None  # what the caller passed with the grab that the last poll returned
         self._copy: moderngl.Texture | None = None  # the window's frame, copied (only for the screen)
         self.grabs = 0  # grabs queued so far (for tests and the benchmark)
 
@@ -92,17 +115,27 @@ class PreviewGrabber:
 
         Call it before ``grab()`` in a frame: the buffer it maps was queued frames ago.
         """
-        if self._pending is None:
+        if len(self._pending) < self.buffer_count - 1:
             return None
-        buffer, (w, h) = self._buffers[self._pending], self.size
-        self._pending = None
+        index, self.stamp = self._pending.popleft()
+        buffer, (w, h) = self._buffers[index], self.size
         try:
             data = buffer.read()
         except moderngl.Error as err:
             raise RenderError(f"preview: reading the pixel buffer failed: {err}") from err
-        return np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
+        return np.frombuffer(data, dtype=np.uint8).reshape(h, w, self.components)
 
-    def grab(self, source: moderngl.Framebuffer, size: tuple[int, int]) -> None:
+    def drain(self) -> list[tuple[np.ndarray, object]]:
+        """Every grab not yet polled, oldest first, with its stamp: at the end of a show (this may wait for the GPU)."""
+        out = []
+        while self._pending:
+            index, stamp = self._pending.popleft()
+            w, h = self.size
+            data = self._buffers[index].read()
+            out.append((np.frombuffer(data, dtype=np.uint8).reshape(h, w, self.components), stamp))
+        return out
+
+    def grab(self, source: moderngl.Framebuffer, size: tuple[int, int], stamp: object = None) -> None:
         """Queue the scale-down of ``source`` (the frame just drawn, ``size`` pixels) and its read-back.
 
         Returns without waiting for the GPU. The bound framebuffer and viewport are restored;
@@ -120,7 +153,9 @@ class PreviewGrabber:
             self._vao.render(moderngl.TRIANGLES, vertices=3)
             self._sampler.clear(0)  # a bound sampler would override the next draw's texture settings
             w, h = self.size
-            self._fbo.read_into(self._buffers[self._next], viewport=(0, 0, w, h), components=3, alignment=1)
+            self._fbo.read_into(
+                self._buffers[self._next], viewport=(0, 0, w, h), components=self.components, alignment=1
+            )
         except moderngl.Error as err:
             raise RenderError(f"preview: grabbing the frame failed: {err}") from err
         finally:
@@ -130,8 +165,10 @@ class PreviewGrabber:
             else:
                 previous.use()
                 ctx.viewport = viewport
-        self._pending = self._next
-        self._next ^= 1
+        if len(self._pending) >= self.buffer_count - 1:
+            self._pending.popleft()  # never polled: the buffer it used is the next one written
+        self._pending.append((self._next, stamp))
+        self._next = (self._next + 1) % self.buffer_count
         self.grabs += 1
 
     # --- set-up ---------------------------------------------------------------
@@ -155,13 +192,13 @@ class PreviewGrabber:
         if self._copy is not None:
             self._copy.release()
             self._copy = None
-        size = preview_size(self.width, source)
+        size = self.fixed or preview_size(self.width, source)
         if size != self.size:
             self._release_size_bound()
             w, h = self.size = size
             self._texture = self.ctx.texture(size, 4)
             self._fbo = self.ctx.framebuffer(color_attachments=[self._texture])
-            self._buffers = [self.ctx.buffer(reserve=w * h * 3) for _ in range(2)]
+            self._buffers = [self.ctx.buffer(reserve=w * h * self.components) for _ in range(self.buffer_count)]
         scale = (source[0] / size[0], source[1] / size[1])
         set_uniform(self._program, "uSourceSize", (float(source[0]), float(source[1])))
         set_uniform(self._program, "uScale", scale)
@@ -175,7 +212,7 @@ class PreviewGrabber:
                 obj.release()
         self._fbo = self._texture = None
         self._buffers = []
-        self._pending = None
+        self._pending.clear()
         self._next = 0
 
     def release(self) -> None:

@@ -17,7 +17,7 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import moderngl
@@ -28,6 +28,9 @@ from engine.commands import Action, Command, toggled
 from engine.config import Config
 from engine.contract import CaptureWish, Inbox, ShaderProblem, ShowSnapshot, StateBoard
 from engine.errors import EngineError
+from engine.inputs.layer import LiveInputs, is_live, make_sources
+from engine.inputs.source import ThreadedSource
+from engine.output.hub import OutputHub
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.dream import DreamLayer, DreamTap
@@ -59,6 +62,8 @@ class ShowLoop:
         board: StateBoard | None = None,
         request_image: Callable[[], None] = lambda: None,
         live: LiveAudio | None = None,
+        outputs: OutputHub | None = None,
+        sources: Mapping[str, ThreadedSource] | None = None,
     ) -> None:
         self.ctx = ctx
         self.cfg = cfg
@@ -121,6 +126,13 @@ class ShowLoop:
         self.compositor.dream_mix = cfg.dream.mix if cfg.dream.enabled else 0.0  # the VJ may raise it
         self._dream_seen = 0  # the dream slot's sequence number last taken
         self._dream_shown: deque[float] = deque()  # show wall times of the dream frames put on screen lately
+        # Program out (NDI, virtual camera, Syphon/Spout, recording) and live video in.
+        self.outputs = outputs or OutputHub(ctx, cfg, self.compositor.size, cfg.window.fps or 60.0,
+                                            recorded_audio(cfg) if live is not None else None)
+        if live is not None:
+            live.listeners.append(self.outputs.push_audio)
+        self.inputs = LiveInputs(make_sources(cfg.input) if sources is None else sources, self.report)
+        self._output_errors = 0  # the hub's errors already reported
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -159,6 +171,8 @@ class ShowLoop:
         cpu1 = time.thread_time()
         self._reload_shaders()
         self._feed_upload()
+        if self.inputs.step(self.slots, self.director):
+            self._band_written = True  # a live frame used this frame's upload: the dream waits
         self._feed_dream(now)
         self._take_hud()
         beat = None if self.frozen else self._listen()
@@ -173,6 +187,10 @@ class ShowLoop:
         self.dream_tap.answer()  # the dream's source picture grabbed frames ago: nothing waits
         self.compositor.render(plan, frame.time, target, frame, self.dream_tap.tap_for(self.compositor.size))
         self._feed_preview(now, target)
+        self.outputs.frame(target, self.compositor.size, now, self.frame_index)
+        if len(self.outputs.errors) > self._output_errors:
+            self._output_errors = len(self.outputs.errors)
+            self.errors.append(self.outputs.errors[-1])
         cpu4 = time.thread_time()
         self._timer.tick(now)
         self.frame_index += 1
@@ -272,6 +290,10 @@ class ShowLoop:
         elif cmd.action is Action.DREAM_MIX:
             mix = cmd.value if isinstance(cmd.value, int | float) else self.cfg.dream.mix
             self.compositor.dream_mix = min(max(0.0, float(mix)), 1.0) if mix == mix else 0.0  # NaN: off
+        elif cmd.action is Action.RECORD:
+            self.outputs.record(toggled(self.outputs.recorder.recording, cmd.value))
+        elif cmd.action is Action.INPUT:
+            self.inputs.pick(cmd.name, self.director)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
@@ -463,7 +485,7 @@ class ShowLoop:
     def held_ids(self) -> tuple[str, ...]:
         """The images the show has taken from its inbox and not yet let go (a restarted backstage needs them)."""
         uploading = self.uploader.image_id
-        held = self.director.held_ids()
+        held = tuple(i for i in self.director.held_ids() if not is_live(i))
         return (*held, uploading) if uploading is not None else held
 
     def _publish(self, now: float) -> None:
@@ -495,6 +517,9 @@ class ShowLoop:
                 taken=self.images_taken,
                 dream_mix=self.compositor.dream_mix,
                 dream_fps=self.dream_fps(now),
+                outputs=self.outputs.states(),
+                inputs=self.inputs.states(),
+                live_input=self.inputs.active,
             )
         )
 
@@ -519,6 +544,8 @@ class ShowLoop:
             fb.release()
 
     def release(self) -> None:
+        self.outputs.close()  # finalises a recording: the file is whole when the show ends (SIGTERM too)
+        self.inputs.close()
         if self.grabber is not None:
             self.grabber.release()
         self.dream_tap.release()
@@ -527,6 +554,21 @@ class ShowLoop:
         self.library.release()
         self.shared.release()
         self.slots.release_all()
+
+
+def recorded_audio(cfg: Config) -> tuple[int, int] | None:
+    """(sample rate, channels) the audio input will deliver, for the recording; None when there is none."""
+    if cfg.audio.file:
+        try:
+            import soundfile
+
+            info = soundfile.info(cfg.audio.file)
+            return int(info.samplerate), int(info.channels)
+        except Exception:  # unreadable: the audio thread says so on the HUD; the recording has no sound
+            return None
+    if cfg.audio.device != "none":
+        return cfg.audio.samplerate, cfg.audio.channels
+    return None
 
 
 def read_rgb(fb: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:

@@ -410,10 +410,54 @@
     fillList($("show-errors"), $("show-errors-empty"), errors, (e) => h("li", { text: e }));
 
     showDream(msg);
+    showOutputs(msg);
     syncEffectPickers();
     renderParams();
     markOnAir();
   }
+
+  /* Outputs (NDI, virtual camera, Syphon/Spout, recording) and the live inputs: state from the show, one line each. */
+  const btnRecord = $("record");
+  function megabytes(n) { return (num(n) / 1e6).toFixed(1) + " MB"; }
+  function clock(seconds) {
+    const s = Math.floor(num(seconds));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+  function outputText(o) {
+    if (o.state !== "on") return o.name + ": " + o.state + (o.detail ? " — " + o.detail : "");
+    if (o.name === "record") return "REC " + clock(o.seconds) + " · " + megabytes(o.bytes) + " · " + o.file + " · dropped " + num(o.dropped);
+    const receivers = num(o.receivers, -1) >= 0 ? " · receivers " + num(o.receivers) : "";
+    return o.name + ": " + o.detail + receivers + " · dropped " + num(o.dropped);
+  }
+  function showOutputs(msg) {
+    const outputs = Array.isArray(msg.outputs) ? msg.outputs : [];
+    const rec = outputs.find((o) => o && o.name === "record");
+    const recording = !!rec && rec.state === "on";
+    btnRecord.setAttribute("aria-pressed", recording ? "true" : "false");
+    btnRecord.classList.toggle("recording", recording);
+    setText($("record-info"), rec ? (recording ? "REC " + clock(rec.seconds) + " · " + megabytes(rec.bytes) : rec.state === "off" ? "not recording" : rec.state + ": " + rec.detail) : "not recording");
+    const shown = outputs.filter((o) => o && (o.name !== "record" || o.state !== "off"));
+    fillList($("output-list"), null, shown, (o) => h("li", { text: outputText(o), class: "output output-" + o.state }));
+    const inputs = Array.isArray(msg.inputs) ? msg.inputs : [];
+    const group = $("live-inputs");
+    const names = [""].concat(inputs.map((i) => String(i.name).split(":")[0]));
+    if (group.children.length !== names.length) {
+      group.replaceChildren(...names.map((n, k) => {
+        const b = h("button", { class: "btn btn-small btn-input", type: "button", text: n ? n[0].toUpperCase() + n.slice(1) : "Images" });
+        b.dataset.input = n;
+        if (k > 0) b.title = inputs[k - 1].name;
+        b.addEventListener("click", () => command("input", { name: n }));
+        return b;
+      }));
+    }
+    for (const b of group.children) {
+      const i = inputs.find((x) => String(x.name).split(":")[0] === b.dataset.input);
+      b.setAttribute("aria-pressed", (msg.live_input || "") === b.dataset.input ? "true" : "false");
+      if (i) b.title = i.name + ": " + i.state + (i.detail ? " — " + i.detail : "");
+      b.classList.toggle("input-down", !!i && i.state !== "on");
+    }
+  }
+  btnRecord.addEventListener("click", () => command("record"));
 
   /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
   // touched starts at -Infinity: performance.now() counts from the page's load, so 0 would ignore the engine for

@@ -1,0 +1,1 @@
+"""Live video in: an NDI source or a camera, shown as a layer through effects and transitions."""
