@@ -15,7 +15,13 @@ At 1280x720 and 1920x1080, for a crossfade plus the glow effect, in one run:
    page (``board.preview_viewers`` 1, ``vj.preview_fps`` 5: every 12th frame grabs), the other not,
    swapping roles every 60 frames; on/off for the median and p99 frame (target <= 1.10x), the
    worst grabbing frame against the median "off" frame, and, for information, what backstage then
-   pays to JPEG-encode one preview.
+   pays to JPEG-encode one preview;
+7. outputs at 1920x1080 (bench/render_outputs.py): NDI on vs off and recording on vs off, each by two
+   twin engine loops with an ``OutputHub``, frame by frame, in stints on, off beside the other twin's
+   output, and off with no output running; on/off (the latter) for the median and p99 frame (target
+   <= 1.10x), the show thread's CPU per frame on and off, and the CPU per frame sent (NDI sender) or
+   encoded (x264) of the output's own threads. NDI runs in a child process inside a loopback-only
+   network namespace, or is skipped with the reason; it is never sent on the real network.
 
 Why ratios: on llvmpipe (software GL) absolute times swing up to 2x between runs on a shared
 machine, so only figures taken in the same run, interleaved, compare. A frame's time is wall time
@@ -24,7 +30,8 @@ time (``time.thread_time``) is printed beside it, since llvmpipe renders on othe
 engine runs on a synthetic 60 fps clock, so every frame sees the same show time whatever the
 machine's speed. Missed targets are reported, never asserted: the script exits 0.
 
-Run from the repository root: ``.venv/bin/python bench/render.py`` (``--quick`` for a smoke run).
+Run from the repository root: ``.venv/bin/python bench/render.py`` (``--quick`` for a smoke run,
+``--only-outputs`` for item 7 alone).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ if str(ROOT) not in sys.path:
 
 from engine.config import Config, with_overrides  # noqa: E402
 from engine.contract import Inbox, ShowImage  # noqa: E402
+from engine.output.hub import OutputHub  # noqa: E402
 from engine.render import builtin  # noqa: E402
 from engine.render.fit import fit_transform  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
@@ -331,14 +339,19 @@ class EngineLoop:
     """``ShowLoop.frame`` on a synthetic clock, into an offscreen target, mid-transition."""
 
     def __init__(
-        self, ctx: moderngl.Context, cfg: Config, size: tuple[int, int], images: Sequence[np.ndarray]
+        self,
+        ctx: moderngl.Context,
+        cfg: Config,
+        size: tuple[int, int],
+        images: Sequence[np.ndarray],
+        outputs: OutputHub | None = None,
     ) -> None:
         self.ctx = ctx
         self.series = Series()
         self.cpu_ms: list[float] = []  # ShowLoop.cpu_ms per recorded frame
         self.clock = SyntheticClock()
         self.target = color_target(ctx, size)
-        self.show = ShowLoop(ctx, cfg, size, Inbox(), JOIN_URL)
+        self.show = ShowLoop(ctx, cfg, size, Inbox(), JOIN_URL, outputs=outputs)
         prime(self.show, self.clock, self.target, images)
 
     def frame(self, record: bool) -> None:
@@ -460,6 +473,8 @@ class Settings:
     warmup: int
     block: int
     preview_frames: int
+    outputs_frames: int = 0  # 0: no outputs rows
+    only_outputs: bool = False
 
 
 @dataclass
@@ -676,16 +691,27 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "--preview-frames", type=int, default=300, help="measured frames of each of the two preview twins"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 20 frames (12 per preview twin), 5 warm-up frames"
+        "--outputs", action=argparse.BooleanOptionalAction, default=True,
+        help="the outputs rows at 1920x1080: NDI (in a loopback-only network namespace) and recording, on vs off",
+    )
+    parser.add_argument("--outputs-frames", type=int, default=120, help="measured frames of each outputs twin")
+    parser.add_argument("--only-outputs", action="store_true", help="the outputs rows alone")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: 20 frames (12 per preview twin and per outputs twin), 5 warm-up frames",
     )
     args = parser.parse_args(argv)
     frames, warmup = (20, 5) if args.quick else (args.frames, args.warmup)
     preview_frames = 12 if args.quick else args.preview_frames
+    outputs_frames = 0 if not (args.outputs or args.only_outputs) else 12 if args.quick else args.outputs_frames
     if frames < 1 or warmup < 0 or frames + warmup > MAX_FRAMES or args.block < 1:
         parser.error(f"need frames >= 1, warmup >= 0, frames + warmup <= {MAX_FRAMES}, block >= 1")
     if preview_frames < 1 or preview_frames + max(1, warmup) > MAX_FRAMES:
         parser.error(f"need preview frames >= 1, preview frames + warmup <= {MAX_FRAMES}")
-    return Settings(frames=frames, warmup=warmup, block=args.block, preview_frames=preview_frames)
+    if args.outputs_frames < 1 or args.outputs_frames + warmup > MAX_FRAMES:
+        parser.error(f"need outputs frames >= 1, outputs frames + warmup <= {MAX_FRAMES}")
+    return Settings(frames=frames, warmup=warmup, block=args.block, preview_frames=preview_frames,
+                    outputs_frames=outputs_frames, only_outputs=args.only_outputs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -696,8 +722,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print_header(ctx, settings)
         met: list[bool] = []
-        for size in SIZES:
+        for size in () if settings.only_outputs else SIZES:
             met += report_size(measure_size(ctx, size, settings, plain, big))
+        if settings.outputs_frames:
+            from bench.render_outputs import report_outputs  # here: it imports this module
+
+            met += report_outputs(ctx, settings.outputs_frames, settings.warmup)
     finally:
         ctx.release()
     print(f"\n{sum(met)} of {len(met)} targets met (figures are reported, never asserted)")

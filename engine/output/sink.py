@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OutputFrame:
-    """One program frame: ``pixels`` (h, w, 4) uint8 RGBA, top row first, read-only; ``time``: show
+    """One program frame: ``pixels`` (h, w, 4) uint8 RGBA, top row first, read-only (possibly a view with a
+    negative row stride: a sink that needs C-contiguous memory copies it on its own thread); ``time``: show
     wall time (s, the drivers' time.perf_counter clock) when it was drawn; ``index``: the show's frame number."""
 
     pixels: np.ndarray

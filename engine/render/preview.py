@@ -104,7 +104,8 @@ class PreviewGrabber:
         self._fbo: moderngl.Framebuffer | None = None
         self._buffers: list[moderngl.Buffer] = []  # the pixel buffer objects, taking turns
         self._next = 0  # the buffer the next grab reads into
-        self._pending: deque[tuple[int, object]] = deque()  # (buffer, stamp) of grabs not yet polled, oldest first
+        # (buffer, stamp, rows bottom up) of the grabs not yet polled, oldest first
+        self._pending: deque[tuple[int, object, bool]] = deque()
         self.stamp: object = None  # what the caller passed with the grab that the last poll returned
         self._copy: moderngl.Texture | None = None  # the window's frame, copied (only for the screen)
         self.grabs = 0  # grabs queued so far (for tests and the benchmark)
@@ -117,22 +118,24 @@ class PreviewGrabber:
         """
         if len(self._pending) < self.buffer_count - 1:
             return None
-        index, self.stamp = self._pending.popleft()
-        buffer, (w, h) = self._buffers[index], self.size
+        index, self.stamp, flipped = self._pending.popleft()
+        return self._read(index, flipped)
+
+    def _read(self, index: int, flipped: bool) -> np.ndarray:
+        w, h = self.size
         try:
-            data = buffer.read()
+            data = self._buffers[index].read()
         except moderngl.Error as err:
             raise RenderError(f"preview: reading the pixel buffer failed: {err}") from err
-        return np.frombuffer(data, dtype=np.uint8).reshape(h, w, self.components)
+        pixels = np.frombuffer(data, dtype=np.uint8).reshape(h, w, self.components)
+        return pixels[::-1] if flipped else pixels
 
     def drain(self) -> list[tuple[np.ndarray, object]]:
         """Every grab not yet polled, oldest first, with its stamp: at the end of a show (this may wait for the GPU)."""
         out = []
         while self._pending:
-            index, stamp = self._pending.popleft()
-            w, h = self.size
-            data = self._buffers[index].read()
-            out.append((np.frombuffer(data, dtype=np.uint8).reshape(h, w, self.components), stamp))
+            index, stamp, flipped = self._pending.popleft()
+            out.append((self._read(index, flipped), stamp))
         return out
 
     def grab(self, source: moderngl.Framebuffer, size: tuple[int, int], stamp: object = None) -> None:
@@ -146,14 +149,21 @@ class PreviewGrabber:
         try:
             self._allocate(size)
             assert self._fbo is not None
-            picture = self._sampleable(source)
-            self._fbo.use()
-            picture.use(0)
-            self._sampler.use(0)
-            self._vao.render(moderngl.TRIANGLES, vertices=3)
-            self._sampler.clear(0)  # a bound sampler would override the next draw's texture settings
             w, h = self.size
-            self._fbo.read_into(
+            # At the source's own size, from a texture we may read: no pass at all, the source itself is read
+            # into the buffer (rows bottom up: poll flips them, for free, as a view).
+            direct = (w, h) == (int(size[0]), int(size[1])) and self._texture_of(source) is not None
+            if direct:
+                read_from = source
+            else:
+                picture = self._sampleable(source)
+                self._fbo.use()
+                picture.use(0)
+                self._sampler.use(0)
+                self._vao.render(moderngl.TRIANGLES, vertices=3)
+                self._sampler.clear(0)  # a bound sampler would override the next draw's texture settings
+                read_from = self._fbo
+            read_from.read_into(
                 self._buffers[self._next], viewport=(0, 0, w, h), components=self.components, alignment=1
             )
         except moderngl.Error as err:
@@ -167,16 +177,21 @@ class PreviewGrabber:
                 ctx.viewport = viewport
         if len(self._pending) >= self.buffer_count - 1:
             self._pending.popleft()  # never polled: the buffer it used is the next one written
-        self._pending.append((self._next, stamp))
+        self._pending.append((self._next, stamp, direct))
         self._next = (self._next + 1) % self.buffer_count
         self.grabs += 1
 
     # --- set-up ---------------------------------------------------------------
-    def _sampleable(self, source: moderngl.Framebuffer) -> moderngl.Texture:
-        """The source's own texture, or, for the window's framebuffer (no texture), a copy of it."""
+    @staticmethod
+    def _texture_of(source: moderngl.Framebuffer) -> moderngl.Texture | None:
         attachments = source.color_attachments or ()
         first = attachments[0] if attachments else None
-        if isinstance(first, moderngl.Texture) and first.samples == 0:
+        return first if isinstance(first, moderngl.Texture) and first.samples == 0 else None
+
+    def _sampleable(self, source: moderngl.Framebuffer) -> moderngl.Texture:
+        """The source's own texture, or, for the window's framebuffer (no texture), a copy of it."""
+        first = self._texture_of(source)
+        if first is not None:
             return first
         if self._copy is None:
             self._copy = self.ctx.texture(self._source_size, 4)
