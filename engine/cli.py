@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effect in the chain, repeatable up to 3 (--effect none: no effect)")
     p.add_argument("--transition", metavar="NAME", help="transition: crossfade or a library name")
     p.add_argument("--hud", action="store_true", default=None, help="show the HUD at start")
+    p.add_argument("--venue", metavar="FILE", help="venue profile for projection mapping (venue.toml)")
     p.add_argument("--ndi", metavar="NAME", help="send the program as this NDI source")
     p.add_argument("--virtualcam", action="store_true", default=None, help="send the program to a virtual camera")
     p.add_argument("--syphon", metavar="NAME", help="publish the program as this Syphon server (macOS)")
@@ -139,6 +140,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "shaders.effects": [e for e in args.effect if e != "none"] if args.effect else None,
         "shaders.transition": args.transition,
         "overlay.hud": args.hud,
+        "show.venue": args.venue,
         "output.ndi": args.ndi,
         "output.virtualcam": args.virtualcam,
         "output.syphon": args.syphon,

@@ -79,6 +79,7 @@ class ShowConfig:
     blackout_fade: float = knob(1.0, min=0.0, max=30.0, doc="seconds to fade to black and back")
     transition_on: Literal["time", "beat", "bar"] = knob("time", doc="start transitions on a beat or a bar")
     transition_beats: int = knob(1, min=1, max=64, doc="with beat/bar sync: every N beats (or bars)")
+    venue: str = knob("", doc="venue profile (projection mapping: warp, blend, masks); empty = unwarped")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,18 @@ class AudienceConfig:
     max_phones_per_ip: int = knob(300, min=1, max=1000000, doc="phones remembered per address; new ids past it wait")
     phone_memory: float = knob(1800.0, min=1.0, max=86400.0, doc="seconds an idle phone's history is kept")
     ban_memory: float = knob(600.0, min=0.0, max=86400.0, doc="seconds new ids on a banned phone's address are banned")
+    languages: tuple[str, ...] = knob(("en", "es"), max=16, doc="languages the phone page offers (web/i18n/)")
+    default_language: str = knob("en", doc="the phone page's language when the browser asks for none offered")
+
+    def __post_init__(self) -> None:
+        for code in self.languages:
+            if not (len(code) == 2 and code.isascii() and code.isalpha() and code.islower()):
+                raise ConfigError("[audience] languages", f"got {code!r}, expected two-letter codes like \"es\"")
+        if not self.languages:
+            raise ConfigError("[audience] languages", "expected at least one language")
+        if self.default_language not in self.languages:
+            raise ConfigError("[audience] default_language",
+                              f"got {self.default_language!r}, expected one of [audience] languages")
 
 
 @dataclass(frozen=True)
