@@ -22,6 +22,9 @@ At 1280x720 and 1920x1080, for a crossfade plus the glow effect, in one run:
    <= 1.10x), the show thread's CPU per frame on and off, and the CPU per frame sent (NDI sender) or
    encoded (x264) of the output's own threads. NDI runs in a child process inside a loopback-only
    network namespace, or is skipped with the reason; it is never sent on the real network.
+8. projection mapping at 1920x1080 (bench/render_mapping.py): corner pin + 16x16 mesh + edge blend
+   against the same texture copied unwarped, frame by frame; the difference per frame (target <= 0.5 ms)
+   and the ratio, with the pin, the mesh and masks priced on their own.
 
 Why ratios: on llvmpipe (software GL) absolute times swing up to 2x between runs on a shared
 machine, so only figures taken in the same run, interleaved, compare. A frame's time is wall time
@@ -728,6 +731,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             from bench.render_outputs import report_outputs  # here: it imports this module
 
             met += report_outputs(ctx, settings.outputs_frames, settings.warmup)
+        if not settings.only_outputs:
+            from bench.render_mapping import report_mapping
+
+            print()
+            met += report_mapping(ctx, settings.frames, settings.warmup)
     finally:
         ctx.release()
     print(f"\n{sum(met)} of {len(met)} targets met (figures are reported, never asserted)")

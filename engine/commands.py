@@ -33,6 +33,7 @@ class Action(StrEnum):
     DREAM_MIX = "dream_mix"  # value 0..1: the dream layer's opacity over the program (0 = off); none: [dream] mix
     RECORD = "record"  # value 1/0 starts/stops recording the program, none toggles
     INPUT = "input"  # name: show this live input ("camera" or "ndi") as the picture; "" goes back to the images
+    GRID = "grid"  # the projection-mapping alignment grid instead of the program; value 1/0 sets, none toggles
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ KEY_BINDINGS: dict[str, Action] = {
     "T": Action.TAP,
     "P": Action.PAIR,
     "R": Action.RECORD,
+    "G": Action.GRID,
 }
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import moderngl
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from engine.config import Config
 from engine.errors import RenderError
@@ -71,3 +73,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 
     torch.set_num_threads(1)
     return build_all(tmp_path_factory.mktemp("models"))
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("Chromium is required for the phone-page tests (Debian package chromium); run `make test`",
+                    pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()

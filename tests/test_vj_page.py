@@ -17,7 +17,6 @@ from engine.backstage import Backstage
 from engine.store import Journal
 from tests.engine_process import EngineProcess, free_port
 from tests.fakes import HEADLESS_ENV, SHADERS
-from tests.test_phone_page import browser  # noqa: F401  (the module's Chromium fixture)
 from tests.test_vj_server import TOKEN as SERVER_TOKEN
 from tests.test_vj_server import pairing_code, started
 
@@ -71,7 +70,7 @@ def log_in(page: Page, port: int) -> None:
 
 
 def test_vj_logs_in_approves_a_prompt_moves_a_slider_and_taps_tempo(
-        browser: Browser, engine: tuple[EngineProcess, int], tmp_path: Path) -> None:  # noqa: F811
+        browser: Browser, engine: tuple[EngineProcess, int], tmp_path: Path) -> None:
     _proc, port = engine
     context = browser.new_context(**DESKTOP)
     problems: list[str] = []
@@ -132,7 +131,7 @@ def test_vj_logs_in_approves_a_prompt_moves_a_slider_and_taps_tempo(
         context.close()
 
 
-def test_without_the_token_the_page_and_socket_refuse(browser: Browser,  # noqa: F811
+def test_without_the_token_the_page_and_socket_refuse(browser: Browser,
                                                       engine: tuple[EngineProcess, int]) -> None:
     _proc, port = engine
     context = browser.new_context(**DESKTOP)
@@ -165,7 +164,7 @@ def served(journal: Journal) -> Iterator[Backstage]:
 
 
 def test_a_pairing_code_typed_into_the_login_form_opens_the_page(
-        browser: Browser, served: Backstage, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+        browser: Browser, served: Backstage, caplog: pytest.LogCaptureFixture) -> None:
     """P's code, typed on a tablet, logs it in; the browser keeps a session, neither the code nor the token."""
     code = pairing_code(served, caplog)
     context = browser.new_context(**DESKTOP)
@@ -183,7 +182,7 @@ def test_a_pairing_code_typed_into_the_login_form_opens_the_page(
         context.close()
 
 
-def test_log_out_ends_the_login(browser: Browser, served: Backstage) -> None:  # noqa: F811
+def test_log_out_ends_the_login(browser: Browser, served: Backstage) -> None:
     """The Log out button: back to the login form, and the page stays shut until the next login."""
     context = browser.new_context(**DESKTOP)
     try:
@@ -198,7 +197,7 @@ def test_log_out_ends_the_login(browser: Browser, served: Backstage) -> None:  #
         context.close()
 
 
-def test_log_out_all_asks_first_then_closes_every_page(browser: Browser, served: Backstage) -> None:  # noqa: F811
+def test_log_out_all_asks_first_then_closes_every_page(browser: Browser, served: Backstage) -> None:
     """Log out all ends the other pages' logins too, so it asks "Sure?" before it does."""
     pages = []
     contexts = [browser.new_context(**DESKTOP) for _ in range(2)]
@@ -220,7 +219,7 @@ def test_log_out_all_asks_first_then_closes_every_page(browser: Browser, served:
             context.close()
 
 
-def test_the_dream_slider_drives_the_mix_and_follows_the_show(browser: Browser, served: Backstage) -> None:  # noqa: F811
+def test_the_dream_slider_drives_the_mix_and_follows_the_show(browser: Browser, served: Backstage) -> None:
     """The Program panel's dream slider: the show's mix and dream fps shown, a move sent as the dream_mix
     command, its L button asks for MIDI learn of the mix (refused here: no MIDI input)."""
     from engine.commands import Action, Command
@@ -252,7 +251,7 @@ def test_the_dream_slider_drives_the_mix_and_follows_the_show(browser: Browser, 
 
 
 def test_the_outputs_panel_records_shows_each_output_and_picks_the_live_input(
-    browser: Browser, served: Backstage  # noqa: F811
+    browser: Browser, served: Backstage
 ) -> None:
     """Record sends the record command and shows the recording's time and size; each output's state is a
     line (receivers, drops, or why it is unavailable); the source buttons pick a live input."""

@@ -13,7 +13,6 @@ from websockets.sync.client import connect
 from engine.backstage import Backstage
 from engine.net.audience import BANNED
 from engine.store import Journal
-from tests.test_phone_page import browser  # noqa: F401  (the module's Chromium fixture)
 from tests.test_vj_server import TOKEN, started
 
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
@@ -35,7 +34,7 @@ def prompt_from(port: int, text: str, client: str, local: str) -> dict[str, obje
 
 
 def test_ban_address_warns_about_shared_networks_then_bans_the_address(
-        browser: Browser, approving: Backstage) -> None:  # noqa: F811
+        browser: Browser, approving: Backstage) -> None:
     """The page shows a handle, not the id; Ban address asks with a NAT warning, then refuses the address."""
     port = approving.port
     assert port is not None

@@ -1,10 +1,16 @@
 /* Stagecraft audience page. Protocol: docs/protocol.md. No dependencies, CSP-safe:
-   no inline code, no eval, untrusted text only ever goes through textContent. */
+   no inline code, no eval, untrusted text only ever goes through textContent.
+   Every word a person reads comes from web/i18n/<language>.json through t(): the page's language is the
+   one stored from the switch, else the browser's first one on offer (i18n/languages.json), else the
+   server's default; a key missing from a catalog is read from English. */
 (function () {
   "use strict";
 
   var ID_KEY = "stagecraft.client";
   var RETRY_KEY = "stagecraft.retryUntil";
+  var LANG_KEY = "stagecraft.lang";
+  var REFERENCE = "en";      // holds every key; the fallback for a key another catalog lacks
+  var I18N_WAIT_MS = 1500;   // the page is hidden at most this long waiting for its catalog
   var ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
   var PING_MS = 20000, DEAD_MS = 45000, CONNECT_MS = 12000, BACKOFF_MIN = 500, BACKOFF_MAX = 10000;
   var MAX_ITEMS = 50;
@@ -13,9 +19,10 @@
   var field = $("prompt"), sendBtn = $("send"), counter = $("counter"), banner = $("status-banner"),
     bannerText = $("status-text"), list = $("prompts"), feedEl = $("feed"), feedText = $("feed-text"),
     errorEl = $("error"), cooldownEl = $("cooldown"), hintEl = $("hint"), live = $("live"),
-    historyTitle = $("history-title");
+    historyTitle = $("history-title"), langSwitch = $("lang-switch");
 
-  var maxLength = 200, cooldown = 0, feedOn = false;
+  var maxLength = 200, cooldown = 0, feedOn = false, bestLanguage = "en";
+  var bannerKey = "banner.offline", errorWords = null;
   var ws = null, online = false, attempts = 0, lastMsg = 0, lastPing = 0, startedAt = 0;
   var reconnectTimer = 0, bannerTimer = 0, errorTimer = 0, countdownTimer = 0;
   var retryUntil = 0, refSeq = 0;
@@ -25,6 +32,104 @@
   /* ---------- storage (may be unavailable in private mode) ---------- */
   function load(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
   function save(key, v) { try { localStorage.setItem(key, v); } catch (e) { /* memory only */ } }
+
+  /* ---------- words: the catalogs ---------- */
+  var lang = REFERENCE, offered = [REFERENCE], defaultLang = REFERENCE, names = {};
+  var catalogs = {};   // language -> {key: text}, once loaded
+
+  function own(key, language) {
+    var c = catalogs[language];
+    return c && typeof c[key] === "string" ? c[key] : null;
+  }
+  // A text by key in the page's language, else English; "" while no catalog is in (never the raw key).
+  function lookup(key) { var s = own(key, lang); return s !== null ? s : own(key, REFERENCE); }
+  function fill(s, params) {
+    return s.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, function (m, name) {
+      return params && params[name] != null ? String(params[name]) : m;
+    });
+  }
+  function t(key, params) { var s = lookup(key); return s === null ? "" : fill(s, params); }
+  function plural(key, n) {   // key.one / key.other ...: the language's own plural rule
+    var form = "other";
+    try { form = new Intl.PluralRules(lang).select(n); } catch (e) { /* "other" */ }
+    return lookup(key + "." + form) !== null ? t(key + "." + form, { minutes: n }) : t(key + ".other", { minutes: n });
+  }
+
+  function primary(tag) { return String(tag || "").toLowerCase().split(/[-_]/)[0]; }
+  function chooseLanguage() {
+    var stored = load(LANG_KEY);
+    if (stored && offered.indexOf(stored) >= 0) return stored;
+    var wanted = (navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language];
+    for (var i = 0; i < wanted.length; i++) {
+      if (offered.indexOf(primary(wanted[i])) >= 0) return primary(wanted[i]);
+    }
+    return offered.indexOf(defaultLang) >= 0 ? defaultLang : offered[0];
+  }
+
+  function getJson(path) {
+    return fetch(path, { cache: "no-cache", credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(path + ": " + r.status);
+      return r.json();
+    });
+  }
+  function loadCatalog(language) {
+    if (catalogs[language]) return Promise.resolve(catalogs[language]);
+    return getJson("i18n/" + language + ".json").then(function (c) {
+      if (!c || typeof c !== "object") throw new Error("bad catalog " + language);
+      catalogs[language] = c;
+      return c;
+    });
+  }
+  // English too, whatever the language: it fills the keys another catalog lacks.
+  function useLanguage(language) {
+    return Promise.all([loadCatalog(REFERENCE), loadCatalog(language)]).then(function () {
+      lang = language;
+      applyWords();
+    });
+  }
+
+  function buildSwitch() {
+    langSwitch.textContent = "";
+    langSwitch.hidden = offered.length < 2;
+    offered.forEach(function (code) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.setAttribute("lang", code);
+      b.setAttribute("data-lang", code);
+      b.textContent = names[code] || code.toUpperCase();
+      b.addEventListener("click", function () {
+        save(LANG_KEY, code);
+        useLanguage(code).catch(function () { /* stays as it is; the next tap tries again */ });
+      });
+      langSwitch.appendChild(b);
+    });
+  }
+
+  var wordTries = 0;
+  function startWords() {
+    var shown = false;
+    wordTries++;
+    function reveal() { if (!shown) { shown = true; document.documentElement.classList.remove("i18n-wait"); } }
+    setTimeout(reveal, I18N_WAIT_MS);
+    return getJson("i18n/languages.json").then(function (o) {
+      if (o && Array.isArray(o.languages) && o.languages.length) {
+        offered = o.languages.filter(function (c) { return typeof c === "string" && /^[a-z]{2}$/.test(c); });
+        if (!offered.length) offered = [REFERENCE];
+        if (typeof o.default === "string") defaultLang = o.default;
+        if (o.names && typeof o.names === "object") names = o.names;
+      }
+    }, function () { /* an older server: English only */ }).then(function () {
+      buildSwitch();
+      var choice = chooseLanguage();
+      return useLanguage(choice).catch(function (err) {
+        if (choice === REFERENCE) throw err;
+        return useLanguage(REFERENCE);   // its catalog is broken or gone: English rather than nothing
+      });
+    }).catch(function () {
+      // No catalog: the page keeps index.html's English; try again in a while (the network may be busy).
+      if (wordTries < 12) setTimeout(startWords, 5000);
+    }).then(reveal);
+  }
 
   function randomId(n) {
     var abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
@@ -48,8 +153,8 @@
     counter.textContent = n + " / " + maxLength;
     counter.classList.toggle("warn", n >= maxLength - Math.max(10, Math.round(maxLength * 0.1)));
     counter.classList.toggle("over", n > maxLength);
-    var t = cleaned();
-    sendBtn.disabled = !online || !t || textLength(t) > maxLength || coolingDown();
+    var text = cleaned();
+    sendBtn.disabled = !online || !text || textLength(text) > maxLength || coolingDown();
   }
 
   field.addEventListener("input", function () {
@@ -91,13 +196,20 @@
     return !!(window.matchMedia && matchMedia("(prefers-reduced-motion: reduce)").matches);
   }
 
-  function showError(msg) {
-    errorEl.textContent = msg;
+  // words: a function giving the text, called again if the language changes while it shows.
+  function showError(words) {
+    errorWords = words;
+    errorEl.textContent = words();
     errorEl.hidden = false;
     clearTimeout(errorTimer);
     errorTimer = setTimeout(hideError, 7000);
   }
-  function hideError() { errorEl.hidden = true; errorEl.textContent = ""; }
+  function hideError() { errorWords = null; errorEl.hidden = true; errorEl.textContent = ""; }
+
+  function hintWords() {
+    var hint = t(bestLanguage === null ? "hint.any_language" : "hint.best_english");
+    return cooldown > 0 ? hint + " " + t("hint.cooldown", { seconds: Math.round(cooldown) }) : hint;
+  }
 
   function startCooldown(seconds) {
     var until = Date.now() + Math.max(0, Number(seconds) || 0) * 1000;
@@ -111,7 +223,7 @@
     clearTimeout(countdownTimer);
     var left = Math.ceil((retryUntil - Date.now()) / 1000);
     if (left > 0) {
-      cooldownEl.textContent = "You can send again in " + left + " s";
+      cooldownEl.textContent = t("cooldown.left", { seconds: left });
       cooldownEl.hidden = false;
       countdownTimer = setTimeout(tickCooldown, 250);
     } else {
@@ -144,23 +256,36 @@
 
   function waitWords(seconds) {
     if (typeof seconds !== "number" || seconds <= 0) return "";
-    if (seconds < 60) return " · on screen in under a minute";
-    var minutes = Math.round(seconds / 60);
-    return " · about " + minutes + (minutes === 1 ? " minute" : " minutes");
+    if (seconds < 60) return t("wait.under_minute");
+    return plural("wait.minutes", Math.round(seconds / 60));
+  }
+
+  // A reason in the page's language, by its code; the server's own words when the code is "custom"
+  // (typed by the VJ) or one this page does not know (a newer server).
+  function reasonWords(d) {
+    var code = d.reason_code;
+    if (typeof code === "string" && code !== "custom" && /^[a-z_]+$/.test(code)) {
+      var s = lookup("reason." + code);
+      if (s !== null) return fill(s, d.reason_params);
+    }
+    return typeof d.reason === "string" ? d.reason : "";
   }
 
   function stateWords(d) {
     switch (d.state) {
-      case "sending": return "Sending…";
+      case "sending": return t("state.sending");
       case "queued":
-        if (d.position == null) return "Waiting for approval";
-        return "In the queue — #" + d.position + waitWords(d.wait);
-      case "generating": return "Being painted…";
-      case "showing": return "On screen now!";
-      case "done": return "Done";
-      case "rejected": return d.reason || "Not allowed: this prompt can't be used.";
-      case "failed": return "Failed: " + (d.reason || "something went wrong.");
-      default: return "Updating…";
+        if (d.position == null) return t("state.awaiting_approval");
+        var wait = waitWords(d.wait);
+        return wait ? t("state.queued_wait", { position: d.position, wait: wait }) : t("state.queued", { position: d.position });
+      case "generating": return t("state.generating");
+      case "showing": return t("state.showing");
+      case "done": return t("state.done");
+      case "rejected": return reasonWords(d) || t("state.rejected");
+      case "failed":
+        var why = reasonWords(d);
+        return why ? t("state.failed", { reason: why }) : t("state.failed_unknown");
+      default: return t("state.updating");
     }
   }
 
@@ -197,10 +322,8 @@
       row.className = "save-row";
       var a = document.createElement("a");
       a.className = "save-link";
-      a.textContent = "Save image";
       var tip = document.createElement("span");
       tip.className = "save-tip";
-      tip.textContent = "or press and hold the picture";
       row.appendChild(a);
       row.appendChild(tip);
       media.appendChild(img);
@@ -208,26 +331,29 @@
       media.appendChild(row);
       el.appendChild(media);
     }
+    media.querySelector(".save-link").textContent = t("image.save");
+    media.querySelector(".save-tip").textContent = t("image.save_tip");
+    media.querySelector(".save-row").setAttribute("data-broken", t("image.broken"));
     var name = safeName(d.id);
     setImage(media, url, "stagecraft-" + name + ".png", d.text);
     // Several images made for one prompt: small thumbnails to pick which one to view/save.
     var thumbsEl = media.querySelector(".thumbs");
     var urls = Array.isArray(d.images) ? d.images.map(safeUrl).filter(Boolean) : [];
     var key = urls.join(" ");
-    if (thumbsEl.getAttribute("data-key") !== key) {
-      thumbsEl.setAttribute("data-key", key);
+    if (thumbsEl.getAttribute("data-key") !== key + " " + lang) {
+      thumbsEl.setAttribute("data-key", key + " " + lang);
       thumbsEl.textContent = "";
       if (urls.length > 1) {
         urls.forEach(function (u, i) {
           var b = document.createElement("button");
           b.type = "button";
           b.className = "thumb";
-          b.setAttribute("aria-label", "Show image " + (i + 1) + " of " + urls.length);
-          var t = document.createElement("img");
-          t.src = u;
-          t.alt = "";
-          t.loading = "lazy";
-          b.appendChild(t);
+          b.setAttribute("aria-label", t("image.pick", { n: i + 1, total: urls.length }));
+          var thumb = document.createElement("img");
+          thumb.src = u;
+          thumb.alt = "";
+          thumb.loading = "lazy";
+          b.appendChild(thumb);
           b.addEventListener("click", function () {
             setImage(media, u, "stagecraft-" + name + "-" + (i + 1) + ".png", d.text);
           });
@@ -240,7 +366,7 @@
   function setImage(media, url, filename, text) {
     var img = media.querySelector("img.prompt-image"), a = media.querySelector("a.save-link");
     if (img.getAttribute("src") !== url) img.src = url;
-    img.alt = "Image for: " + (text || "your prompt");
+    img.alt = t("image.alt", { text: text || t("prompt.yours") });
     a.href = url;
     a.setAttribute("download", filename);
     media.querySelectorAll(".thumb").forEach(function (b) {
@@ -249,9 +375,9 @@
   }
 
   function announce(d) {
-    var t = d.text || "your prompt";
-    if (t.length > 60) t = t.slice(0, 57) + "…";
-    live.textContent = "“" + t + "”: " + stateWords(d);
+    var text = d.text || t("prompt.yours");
+    if (text.length > 60) text = text.slice(0, 57) + "…";
+    live.textContent = t("announce", { text: text, state: stateWords(d) });
   }
 
   function trimList() {
@@ -287,7 +413,8 @@
       p.el.remove();
     }
     var d = {};
-    ["id", "text", "state", "position", "wait", "reason", "retry_after", "image_url", "images"].forEach(function (k) {
+    ["id", "text", "state", "position", "wait", "reason", "reason_code", "reason_params", "retry_after", "image_url",
+      "images"].forEach(function (k) {
       if (msg[k] !== undefined) d[k] = msg[k];
     });
     if (d.text == null) d.text = entry.data.text || (p && p.text) || "";
@@ -309,8 +436,8 @@
       field.maxLength = maxLength;
     }
     if (typeof msg.cooldown === "number" && msg.cooldown >= 0) cooldown = msg.cooldown;
-    hintEl.textContent = "English prompts work best." +
-      (cooldown > 0 ? " One prompt every " + Math.round(cooldown) + " s." : "");
+    if (msg.best_language === null || typeof msg.best_language === "string") bestLanguage = msg.best_language;
+    hintEl.textContent = hintWords() || hintEl.textContent;
     feedOn = msg.feed === true;
     if (!feedOn) feedEl.hidden = true;
 
@@ -329,7 +456,7 @@
     });
     if (lost.length) {
       if (!field.value) field.value = lost[lost.length - 1].text;
-      showError("Your last prompt didn't get through. It's back in the box: tap Send to try again.");
+      showError(function () { return t("composer.lost"); });
     }
     online = true;
     attempts = 0;
@@ -348,12 +475,43 @@
       if (!field.value) field.value = p.text;
       historyTitle.hidden = list.children.length === 0;
     }
-    var words = {
-      too_long: "That prompt is too long: " + maxLength + " characters at most.",
-      empty: "Type something first!"
-    };
-    showError(typeof msg.message === "string" && msg.message ? msg.message : (words[msg.code] || "Something went wrong. Please try again."));
+    var params = msg.params && typeof msg.params === "object" ? msg.params : {};
+    if (params.max_length == null) params.max_length = maxLength;
+    showError(function () {
+      var s = typeof msg.code === "string" && /^[a-z_]+$/.test(msg.code) ? lookup("error." + msg.code) : null;
+      if (s !== null) return fill(s, params);
+      return typeof msg.message === "string" && msg.message ? msg.message : t("error.unknown");
+    });
     updateComposer();
+  }
+
+  /* ---------- the page in its language ---------- */
+  // Everything on the page, again, in the language now chosen: the static words (data-i18n*), then what
+  // was drawn from state (the hint, the banner, the countdown, an error showing, every prompt's status).
+  function applyWords() {
+    document.documentElement.lang = lang;
+    document.documentElement.setAttribute("data-words", lang);   // whose words show (and: they have arrived)
+    document.title = t("page.title");
+    document.querySelectorAll("[data-i18n]").forEach(function (el) {
+      var s = t(el.getAttribute("data-i18n"));
+      if (s) el.textContent = s;
+    });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (el) {
+      var s = t(el.getAttribute("data-i18n-placeholder"));
+      if (s) el.setAttribute("placeholder", s);
+    });
+    document.querySelectorAll("[data-i18n-aria-label]").forEach(function (el) {
+      var s = t(el.getAttribute("data-i18n-aria-label"));
+      if (s) el.setAttribute("aria-label", s);
+    });
+    langSwitch.querySelectorAll("button").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-lang") === lang ? "true" : "false");
+    });
+    hintEl.textContent = hintWords() || hintEl.textContent;
+    bannerText.textContent = t(bannerKey);
+    if (errorWords) errorEl.textContent = errorWords();
+    tickCooldown();
+    items.forEach(function (entry) { render(entry.el, entry.data); });
   }
 
   /* ---------- connection ---------- */
@@ -365,9 +523,9 @@
     return u.href;
   }
 
-  function setBanner(show, text) {
+  function setBanner(show, key) {
     clearTimeout(bannerTimer);
-    if (text) bannerText.textContent = text;
+    if (key) { bannerKey = key; bannerText.textContent = t(key); }
     banner.hidden = !show;
     document.body.classList.toggle("offline", show);
   }
@@ -427,7 +585,7 @@
       sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
       try { sock.close(); } catch (e) { /* already gone */ }
     }
-    setBanner(true, "Offline — reconnecting…");
+    setBanner(true, "banner.offline");
     updateComposer();
     scheduleReconnect();
   }
@@ -451,8 +609,9 @@
 
   updateComposer();
   tickCooldown();
+  startWords();
   // First connection: only show the banner if it takes a moment.
-  bannerTimer = setTimeout(function () { if (!online) setBanner(true, "Connecting…"); }, 1500);
+  bannerTimer = setTimeout(function () { if (!online) setBanner(true, "banner.connecting"); }, 1500);
   setInterval(tick, 2500);
   connect();
 })();

@@ -29,6 +29,7 @@ from engine.gen.pipeline import Pipeline
 from engine.ledger import GalleryItem, Ledger, Resumed, Step, StoredImage
 from engine.line_pace import expected_wait
 from engine.net.audience import Audience, Outbox
+from engine.net.i18n import best_language_for
 from engine.net.moderation import Moderator
 from engine.net.server import AudienceServer
 from engine.net.vj_auth import TokenGate
@@ -122,6 +123,7 @@ async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, poo
                                   vj=None if own_port else parts.vj)
     primary, fallback = parts.generators
     parts.server.per_place = expected_wait(1, cfg.show.hold, cfg.show)
+    parts.server.best_language = best_language_for(primary.name)  # the hint under the phone's prompt box
     parts.pipeline = Pipeline(cfg, ledger, primary, fallback, inbox, board, pool, report=controls.report)
     controls.on_settings = lambda new: setattr(parts.pipeline, "cfg", new)
     try:

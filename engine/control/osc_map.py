@@ -45,7 +45,7 @@ def command_for(address: str, args: Sequence[object]) -> Command:
     src = "osc"
     if head == "next" and not rest:
         return Command(Action.NEXT, source=src)
-    if head in ("blackout", "freeze", "hud", "fullscreen", "record") and not rest:
+    if head in ("blackout", "freeze", "hud", "fullscreen", "record", "grid") and not rest:
         return Command(Action(head), _number(address, args), source=src)
     if head == "tap" and not rest:
         return Command(Action.TAP, source=src)

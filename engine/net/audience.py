@@ -26,19 +26,21 @@ from typing import Protocol
 
 from engine.config import AudienceConfig
 from engine.net.limits import Buckets, Phone, PhoneBook
-from engine.net.protocol import FINAL_STATES, PromptStatus, State
+from engine.net.protocol import FINAL_STATES, REASONS, PromptStatus, State, reason_text
 
 Outbox = list[tuple[str, PromptStatus]]
 IP_BUCKET_FACTOR = 4  # an address may hold several phones (a family, a NAT)
 HANDLE_LENGTH = 6
 
-QUEUE_FULL = "The queue is full, try again in a minute."
-DUPLICATE = "You already sent that one. Try something new!"
-BANNED = "Sorry, you can't send prompts at this show."
-TOO_MANY = "You have enough prompts waiting. Send more once they are on screen!"
-NOT_THIS_TIME = "Not this time, sorry!"  # the VJ rejected it and gave no reason
-TOO_MANY_PHONES = "Too many phones are sending from your network right now. Try again in a minute."
-BUSY = "The show is very busy right now. Try again in a minute."
+# The English words of each refusal; the phone shows its own language's, by code (protocol.REASONS).
+QUEUE_FULL = REASONS["queue_full"]
+DUPLICATE = REASONS["duplicate"]
+BANNED = REASONS["banned"]
+TOO_MANY = REASONS["too_many_waiting"]
+NOT_THIS_TIME = REASONS["vj_rejected"]  # the VJ rejected it and gave no reason
+REMOVED = REASONS["removed"]
+TOO_MANY_PHONES = REASONS["too_many_phones"]
+BUSY = REASONS["busy"]
 VJ_CLIENT = "vj"  # the VJ's own prompts; too short to be a phone's id, so no phone can pose as the VJ
 NO_ADDRESS = frozenset({VJ_CLIENT, "restored", "demo", "unknown"})  # the ip of prompts no phone sent just now
 
@@ -63,7 +65,7 @@ def dupe_key(text: str) -> str:
 
 @functools.cache  # one string per number of seconds, shared by every refusal that says it
 def _slow_down(seconds: int) -> str:
-    return f"Slow down! You can send another prompt in {seconds} s."
+    return reason_text("slow_down", seconds=seconds)
 
 
 def _alike(a: str, b: str, similarity: float) -> bool:
@@ -380,7 +382,7 @@ class Audience:
 
     def remove(self, prompt_id: str) -> Outbox:
         """The VJ takes a prompt out of the line (the phone hears it was not shown)."""
-        return self.reject(prompt_id, "Removed from the queue by the VJ.")
+        return self.reject(prompt_id, REMOVED)
 
     def ban(self, client_id: str) -> Outbox:
         """No more prompts from this phone this show; its waiting prompts leave the line.

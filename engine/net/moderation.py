@@ -57,6 +57,7 @@ from typing import NamedTuple
 
 from engine.errors import EngineError
 from engine.net.folding import LEET, LEET_SYMBOLS, MASKS, fold, normalise, readings, spellings
+from engine.net.protocol import REASONS
 
 __all__ = [
     "REFUSAL",
@@ -69,8 +70,9 @@ __all__ = [
     "read_blocklist",
 ]
 
-REFUSAL = "Sorry, that prompt isn't allowed here. Try something else!"
-"""What the person who typed a refused prompt is told: polite, and never the word itself."""
+REFUSAL = REASONS["blocked"]
+"""What the person who typed a refused prompt is told: polite, and never the word itself (in English;
+the phone page shows its own language's words for the code ``blocked``)."""
 
 BUILTIN_NAME = "blocklist.txt"
 ALLOW_MARK = "!"

@@ -3,14 +3,20 @@
 Documented for page authors in ``docs/protocol.md``. Nothing here imports
 ``websockets`` or ``asyncio``: the server only pumps frames between the socket
 and these functions, so every rule is tested with plain calls.
+
+Every reason a phone can read comes with a stable code (``error.code``, ``status.reason_code``) and
+its parameters, which the page renders in its own language from ``web/i18n/``; the English text
+stays in the message for older pages and for people reading the wire.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +32,13 @@ ERROR_WINDOW_S = 10.0
 class ProtocolError(EngineError):
     """A message the server cannot take; ``code`` is the machine-readable name from docs/protocol.md."""
 
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+    def __init__(self, code: str, message: str, ref: str | None = None,
+                 params: Mapping[str, int | str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        self.params = dict(params or {})  # what the page's own words for ``code`` need (max_length)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,8 @@ def _parse_object(data: dict[str, Any], max_length: int, ref: str | None) -> Mes
     if not text:
         raise ProtocolError("empty", "Type something first!")
     if len(text) > max_length:
-        raise ProtocolError("too_long", f"That prompt is too long: {max_length} characters at most.")
+        raise ProtocolError("too_long", f"That prompt is too long: {max_length} characters at most.",
+                            params={"max_length": max_length})
     return PromptMsg(text, ref)
 
 
@@ -100,6 +109,72 @@ def client_id_or_new(candidate: str | None) -> tuple[str, bool]:
     if candidate and CLIENT_ID.match(candidate):
         return candidate, False
     return secrets.token_urlsafe(18), True
+
+
+# --- reasons ------------------------------------------------------------------------------------------
+REASONS: dict[str, str] = {
+    # refused on arrival (net/audience.py, net/moderation.py)
+    "slow_down": "Slow down! You can send another prompt in {seconds} s.",
+    "duplicate": "You already sent that one. Try something new!",
+    "too_many_waiting": "You have enough prompts waiting. Send more once they are on screen!",
+    "queue_full": "The queue is full, try again in a minute.",
+    "too_many_phones": "Too many phones are sending from your network right now. Try again in a minute.",
+    "busy": "The show is very busy right now. Try again in a minute.",
+    "banned": "Sorry, you can't send prompts at this show.",
+    "blocked": "Sorry, that prompt isn't allowed here. Try something else!",
+    # the VJ's hand (net/audience.py)
+    "vj_rejected": "Not this time, sorry!",
+    "removed": "Removed from the queue by the VJ.",
+    # the generator's answer (gen/base.py default_user_message, gen/pipeline.py)
+    "generator_refused": "Sorry, that prompt is not allowed here. Try something else!",
+    "unusable": "Sorry, that prompt could not be used. English prompts work best.",
+    "generation_failed": "Sorry, something went wrong making your image. Please try again.",
+    "image_failed": "The image could not be made. Please try again.",
+    "internal": "Something went wrong ({error}).",
+}
+"""Reason code → its English text, ``{name}`` for a parameter. The phone page has the same keys as
+``reason.<code>`` in every catalog (``web/i18n/``); tests hold the English there equal to this."""
+CUSTOM_REASON = "custom"
+"""The code of a reason no table knows: words the VJ typed. The page shows ``reason`` as it is."""
+
+
+def reason_text(code: str, **params: int | str) -> str:
+    """The English reason for ``code`` with its parameters filled in."""
+    text = REASONS[code]
+    for name, value in params.items():
+        text = text.replace("{" + name + "}", str(value))
+    return text
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template)))
+
+
+_EXACT = {text: code for code, text in REASONS.items() if "{" not in text}
+_PATTERNS = tuple((code, _pattern(text)) for code, text in REASONS.items() if "{" in text)
+
+
+@functools.lru_cache(maxsize=1024)  # a crowd's refusals say the same few dozen things
+def _reason_code(text: str) -> tuple[str, tuple[tuple[str, int | str], ...]]:
+    code = _EXACT.get(text)
+    if code is not None:
+        return code, ()
+    for code, pattern in _PATTERNS:
+        match = pattern.fullmatch(text)
+        if match is not None:
+            return code, tuple((k, int(v) if v.isdigit() else v) for k, v in match.groupdict().items())
+    return CUSTOM_REASON, ()
+
+
+def reason_code(text: str) -> tuple[str, dict[str, int | str]]:
+    """The code and parameters of a reason, read back from its English text; ``custom`` when none fits.
+
+    Reasons travel as text, from the audience, the moderator, the generators and the VJ through the
+    ledger into the journal and back after a restart; reading the code at the edge, from the one
+    table above, gives every one of them a code without threading one through each of those hands.
+    """
+    code, params = _reason_code(text)
+    return code, dict(params)
 
 
 @dataclass(frozen=True)
@@ -126,6 +201,10 @@ class PromptStatus:
                 msg["wait"] = round(self.position * per_place)
         if self.reason is not None:
             msg["reason"] = self.reason
+            code, params = reason_code(self.reason)
+            msg["reason_code"] = code
+            if params:
+                msg["reason_params"] = params
         if self.retry_after is not None:
             msg["retry_after"] = round(self.retry_after, 1)
         if self.image_urls:
@@ -140,13 +219,18 @@ def encode(message: dict[str, Any]) -> str:
 
 
 def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[PromptStatus], feed: bool,
-            per_place: float = 0.0) -> str:
+            per_place: float = 0.0, best_language: str | None = "en") -> str:
+    """The server's first words; ``best_language``: the prompt language the generator in use works best
+    with (``i18n.best_language_for``), None when any language does as well."""
     return encode({"type": "welcome", "client_id": client_id, "max_length": max_length, "cooldown": cooldown,
-                   "prompts": [p.to_message(per_place) for p in prompts], "feed": feed})
+                   "prompts": [p.to_message(per_place) for p in prompts], "feed": feed,
+                   "best_language": best_language})
 
 
-def error(code: str, message: str, ref: str | None = None) -> str:
+def error(code: str, message: str, ref: str | None = None, params: Mapping[str, int | str] | None = None) -> str:
     msg: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if params:
+        msg["params"] = dict(params)
     if ref is not None:
         msg["ref"] = ref
     return encode(msg)

@@ -5,7 +5,8 @@ between sockets and the sans-I/O ``protocol`` and ``audience`` modules, and
 pushes statuses with ``fanout()`` (one frame built once for every phone; it never waits on a slow one).
 
 Hardening, in one place:
-- only files listed at start-up from ``web/`` and journal images by id are served:
+- only files listed at start-up from ``web/`` (its sub-folders too: the catalogs in ``web/i18n/``),
+  ``/i18n/languages.json`` (the languages on offer, made from the config) and journal images by id are served:
   a request path is never joined onto a folder, so ``..``, encoded dots and
   symlinks lead nowhere;
 - every answer carries a strict Content-Security-Policy and friends, websockets' own
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from websockets.http11 import Request, Response
 
 from engine.config import AudienceConfig, ServerConfig
 from engine.gen.images import parse_image_path
-from engine.net import protocol
+from engine.net import i18n, protocol
 from engine.net.audience import Outbox
 from engine.net.fanout import fanout
 from engine.net.http import (
@@ -68,6 +70,7 @@ class Intake(Protocol):
 
 log = logging.getLogger(__name__)
 
+LANGUAGES_PATH = "/i18n/languages.json"  # made from [audience] languages, not a file in web/
 FILES_IN_RESERVE = 256  # descriptors beyond the phones: journal, images, shaders, the control page, libraries
 
 
@@ -104,14 +107,20 @@ class Client:
 
 class AudienceServer:
     def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, intake: Intake,
-                 images: ImageLookup | None = None, web_root: Path = WEB_ROOT, vj: VjRoutes | None = None) -> None:
+                 images: ImageLookup | None = None, web_root: Path = WEB_ROOT, vj: VjRoutes | None = None,
+                 best_language: str | None = "en") -> None:
         self.cfg = server_cfg
         self.audience_cfg = audience_cfg
         self.intake = intake
         self.images: ImageLookup = images or (lambda _id: None)
         self.vj = vj
         self.per_place = 0.0  # seconds the screen spends per image (the line's pace): a queued phone's wait
+        # The prompt language the generator in use works best with (i18n.best_language_for), None: any;
+        # phones read it in welcome. English until told: right for every backend, if not needed for all.
+        self.best_language = best_language
         self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
+        offer = i18n.offer(i18n.load(audience_cfg.languages, web_root / "i18n"), audience_cfg.default_language)
+        self._languages = json.dumps(offer, ensure_ascii=False).encode()
         self._cache: dict[str, bytes] = {}
         self._server: Server | None = None
         self._by_client: dict[str, set[ServerConnection]] = {}
@@ -176,6 +185,8 @@ class AudienceServer:
         image = parse_image_path(path)
         if image is not None:
             return await image_response(self.images, image[0], "public, max-age=86400, immutable")
+        if path == LANGUAGES_PATH:
+            return http_response(http.HTTPStatus.OK, self._languages, "application/json; charset=utf-8")
         file = self.files.get(path)
         if file is None:
             return text_response(http.HTTPStatus.NOT_FOUND, "Not found")
@@ -223,7 +234,7 @@ class AudienceServer:
         try:
             await connection.send(protocol.welcome(
                 client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
-                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place))
+                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place, self.best_language))
             while True:
                 try:
                     frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)
@@ -251,7 +262,7 @@ class AudienceServer:
         try:
             msg = protocol.parse(frame, self.audience_cfg.max_length)
         except ProtocolError as err:
-            broadcast([client.connection], protocol.error(err.code, err.message, err.ref))
+            broadcast([client.connection], protocol.error(err.code, err.message, err.ref, err.params))
             return "too many bad messages" if client.errors.record(now) else None
         if isinstance(msg, PingMsg):
             broadcast([client.connection], protocol.PONG)

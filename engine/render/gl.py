@@ -48,3 +48,14 @@ def set_uniform(prog: moderngl.Program, name: str, value: Any) -> None:
     u = prog.get(name, None)
     if isinstance(u, moderngl.Uniform):
         u.value = value
+
+
+def restore_framebuffer(ctx: moderngl.Context, previous: moderngl.Framebuffer | None,
+                        viewport: tuple[int, int, int, int]) -> None:
+    """Bind back the framebuffer (and viewport) a pass found bound; after a pass that drew elsewhere."""
+    if previous is None or isinstance(previous.mglo, moderngl.InvalidObject):
+        # Nothing bound yet, or the bound one was released: GL is on the default framebuffer.
+        ctx.detect_framebuffer(0).use()
+    else:
+        previous.use()
+        ctx.viewport = viewport

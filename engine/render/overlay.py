@@ -2,10 +2,16 @@
 
 Plain RGBA arrays (top row first), no GL: the compositor uploads them when they
 change, which is rarely (the HUD at a few hertz, the join card on resize).
+
+The join card's headline speaks every language the phone page offers, one line each, from the
+page's own catalogs (``join_headline``). Pillow's bundled font has no accented letters, so a
+headline it cannot draw is drawn in a system font that can (``card_font``).
 """
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,18 +20,95 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.config import OverlayConfig
 from engine.contract import ShowSnapshot
+from engine.net import i18n
 from engine.output.sink import OutputState
 
 INK = (16, 12, 28, 255)
 PAPER = (255, 255, 255, 255)
 TEXT = (235, 235, 245, 255)
 
+DEFAULT_HEADLINE = OverlayConfig().headline
+"""``[overlay] headline`` left as it ships: the card then says the catalogs' ``join.headline``."""
+# Fonts with the accented letters of the languages the page speaks, by the names Pillow finds in the
+# system's font folders (Linux, macOS, Windows); the first one that draws the whole text is used.
+FALLBACK_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "FreeSans.ttf",
+                  "Arial.ttf", "arial.ttf", "Helvetica.ttc")
+_NO_GLYPH = "\U0010fffd"  # a private-use code point no font draws: its picture is the font's "missing" box
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
 
 @lru_cache(maxsize=16)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def font(size: int) -> Font:
     """Pillow's bundled scalable font: no system fonts needed on a bare machine."""
     return ImageFont.load_default(size=size)
+
+
+@lru_cache(maxsize=16)
+def _system_font(name: str, size: int) -> Font | None:
+    try:
+        return ImageFont.truetype(name, size)
+    except OSError:
+        return None
+
+
+def _picture(f: Font, ch: str) -> bytes:
+    left, top, right, bottom = (int(v) for v in f.getbbox(ch))
+    img = Image.new("L", (max(1, right - left), max(1, bottom - top)))
+    ImageDraw.Draw(img).text((-left, -top), ch, font=f, fill=255)
+    return bytes(img.size[0].to_bytes(4, "little")) + img.tobytes()
+
+
+@lru_cache(maxsize=4096)
+def _draws(f: Font, ch: str) -> bool:
+    """Whether ``f`` has a glyph for ``ch`` (its picture is not the missing-glyph box)."""
+    return ch.isspace() or _picture(f, ch) != _picture(f, _NO_GLYPH)
+
+
+def card_font(text: str, size: int) -> tuple[Font, str]:
+    """A font that draws all of ``text``, and the text to draw with it.
+
+    The bundled font when it can (the card's usual look), else the first system font in
+    ``FALLBACK_FONTS`` that can; on a machine with none, the bundled font with the letters it lacks
+    written without their accents ("Envia"), and anything else it lacks left out, never a box.
+    """
+    bundled = font(size)
+    if all(_draws(bundled, ch) for ch in text):
+        return bundled, text
+    for name in FALLBACK_FONTS:
+        f = _system_font(name, size)
+        if f is not None and all(_draws(f, ch) for ch in text):
+            return f, text
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return bundled, "".join(c for c in plain if _draws(bundled, c))
+
+
+def join_headline(headline: str, languages: Sequence[str], root: Path = i18n.I18N_ROOT) -> str:
+    """The join card's headline in every language offered (``[audience] languages``), one line each.
+
+    Each line is the catalog's ``join.headline`` ("Send your prompt", "Envía tu prompt"), in the
+    order the languages are listed. A ``headline`` changed from its default is the VJ's own English
+    words: it replaces the English line (or comes first when English is not offered), since no
+    catalog can translate it. An empty ``headline`` means no headline at all.
+    """
+    if not headline:
+        return ""
+    catalogs = i18n.load(languages, root)
+    custom = headline != DEFAULT_HEADLINE
+    lines: list[str] = [headline] if custom and i18n.REFERENCE not in catalogs.languages else []
+    for code in catalogs.languages:
+        if code == i18n.REFERENCE and custom:
+            line = headline
+        else:
+            try:
+                line = catalogs.text(code, "join.headline")
+            except KeyError:  # no English catalog behind a catalog that lacks the key
+                continue
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines) or headline
 
 
 def qr_modules(text: str, border: int = 4) -> np.ndarray:
@@ -52,22 +135,31 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, size: int) -> tuple[int, in
 
 
 def join_card(url: str, qr_height: int, headline: str = "", url_px: int | None = None) -> np.ndarray:
-    """A white card: optional headline, the QR code, and the join URL under it."""
+    """A white card: optional headline (one line per ``\\n``, centred: ``join_headline``), the QR code,
+    and the join URL under it."""
     qr = qr_image(url, qr_height)
     url_px = url_px or max(12, qr.shape[0] // 10)
     head_px = int(url_px * 1.5)
     pad = max(6, url_px // 2)
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     uw, uh = _text_size(probe, url, url_px)
-    hw, hh = _text_size(probe, headline, head_px) if headline else (0, 0)
+    head_font, head_text = card_font(headline, head_px)
+    lines = [line for line in head_text.split("\n") if line.strip()]
+    gap = max(2, head_px // 4)
+    boxes = [probe.textbbox((0, 0), line, font=head_font) for line in lines]
+    line_h = max((int(b[3]) for b in boxes), default=0)  # one height for every line: accents never push one down
+    hw = max((int(b[2] - b[0]) for b in boxes), default=0)
+    hh = len(lines) * line_h + (len(lines) - 1) * gap if lines else 0
     width = max(qr.shape[1], uw, hw) + 2 * pad
-    height = pad + (hh + pad if headline else 0) + qr.shape[0] + pad + uh + pad
+    height = pad + (hh + pad if lines else 0) + qr.shape[0] + pad + uh + pad
     card = Image.new("RGBA", (width, height), PAPER)
     draw = ImageDraw.Draw(card)
     y = pad
-    if headline:
-        draw.text(((width - hw) // 2, y), headline, font=font(head_px), fill=INK, anchor="la")
-        y += hh + pad
+    for line, box in zip(lines, boxes, strict=True):
+        draw.text(((width - int(box[2] - box[0])) // 2 - int(box[0]), y), line, font=head_font, fill=INK, anchor="la")
+        y += line_h + gap
+    if lines:
+        y += pad - gap
     card.paste(Image.fromarray(qr, "RGBA"), ((width - qr.shape[1]) // 2, y))
     y += qr.shape[0] + pad
     draw.text(((width - uw) // 2, y), url, font=font(url_px), fill=INK)

@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.errors import RenderError
 from engine.render import builtin
-from engine.render.gl import build_program, set_uniform
+from engine.render.gl import build_program, restore_framebuffer, set_uniform
 
 # Each tap sits on a corner between four source pixels, so one bilinear fetch is their exact
 # mean; taps two pixels apart make a box filter over a (2 * taps) pixel square. That is a quarter of
@@ -169,12 +169,7 @@ class PreviewGrabber:
         except moderngl.Error as err:
             raise RenderError(f"preview: grabbing the frame failed: {err}") from err
         finally:
-            if previous is None or isinstance(previous.mglo, moderngl.InvalidObject):
-                # Nothing bound yet, or the bound one was released: GL is on the default framebuffer.
-                ctx.detect_framebuffer(0).use()
-            else:
-                previous.use()
-                ctx.viewport = viewport
+            restore_framebuffer(ctx, previous, viewport)
         if len(self._pending) >= self.buffer_count - 1:
             self._pending.popleft()  # never polled: the buffer it used is the next one written
         self._pending.append((self._next, stamp, direct))

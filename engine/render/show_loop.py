@@ -34,8 +34,11 @@ from engine.output.hub import OutputHub
 from engine.pacing import FrameStats, FrameTimer
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.dream import DreamLayer, DreamTap
+from engine.render.mapping import Mapper
+from engine.render.overlay import join_headline
 from engine.render.preview import PreviewGrabber
 from engine.render.upload import TextureSlots, Uploader
+from engine.render.venue import Venue, load_venue
 from engine.shaders import chain
 from engine.shaders.library import ShaderLibrary
 from engine.shaders.params import ParamError
@@ -86,7 +89,8 @@ class ShowLoop:
         self.compositor = Compositor(ctx, size, self.slots, cfg.show.fit, self.library, self.shared)
         self._choose_start_shaders(cfg)
         self.compositor.set_join(
-            JoinInfo(join_url, cfg.overlay.headline, cfg.overlay.qr, cfg.overlay.qr_size)
+            JoinInfo(join_url, join_headline(cfg.overlay.headline, cfg.audience.languages), cfg.overlay.qr,
+                     cfg.overlay.qr_size)
         )
         self.hud = cfg.overlay.hud
         self.fullscreen = False
@@ -133,6 +137,15 @@ class ShowLoop:
             live.listeners.append(self.outputs.push_audio)
         self.inputs = LiveInputs(make_sources(cfg.input) if sources is None else sources, self.report)
         self._output_errors = 0  # the hub's errors already reported
+        # Projection mapping ([show] venue): the program is drawn into a canvas, then warped onto the screen. The
+        # outputs, the preview and the recording take the canvas: the program, unwarped.
+        self.venue: Venue | None = None
+        self.mapper: Mapper | None = None
+        self.test_pattern = False
+        self._canvas: moderngl.Framebuffer | None = None
+        self._canvas_texture: moderngl.Texture | None = None
+        if cfg.show.venue:
+            self.load_venue(cfg.show.venue)
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -185,9 +198,12 @@ class ShowLoop:
         frame = self._frame_inputs(show_time)
         cpu3 = time.thread_time()
         self.dream_tap.answer()  # the dream's source picture grabbed frames ago: nothing waits
-        self.compositor.render(plan, frame.time, target, frame, self.dream_tap.tap_for(self.compositor.size))
-        self._feed_preview(now, target)
-        self.outputs.frame(target, self.compositor.size, now, self.frame_index)
+        program = self._program_target(target)
+        self.compositor.render(plan, frame.time, program, frame, self.dream_tap.tap_for(self.compositor.size))
+        self._feed_preview(now, program)
+        self.outputs.frame(program, self.compositor.size, now, self.frame_index)
+        if self.mapper is not None and program is not target and self._canvas_texture is not None:
+            self.mapper.render(self._canvas_texture, target, self.compositor.size, self.test_pattern)
         if len(self.outputs.errors) > self._output_errors:
             self._output_errors = len(self.outputs.errors)
             self.errors.append(self.outputs.errors[-1])
@@ -206,6 +222,41 @@ class ShowLoop:
         cpu5 = time.thread_time()
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
+
+    def load_venue(self, path: str) -> bool:
+        """Warp the screen by the venue profile's first output; a bad profile is one error, the show unwarped."""
+        try:
+            venue = load_venue(path)
+            mapper = Mapper(self.ctx, venue.outputs[0])
+        except EngineError as err:
+            self.report(f"venue profile not used, the picture is unwarped: {err}")
+            return False
+        if self.mapper is not None:
+            self.mapper.release()
+        self.venue, self.mapper = venue, mapper
+        log.info("venue %s: output %r of %d", path, venue.outputs[0].name, len(venue.outputs))
+        return True
+
+    def _program_target(self, target: moderngl.Framebuffer) -> moderngl.Framebuffer:
+        """Where the program is drawn: the target itself, or with a venue profile the canvas the mapper warps."""
+        if self.mapper is None:
+            return target
+        size = self.compositor.size
+        if self._canvas is None or self._canvas.size != size:
+            self._release_canvas()
+            texture = self.ctx.texture(size, 4)
+            texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            texture.repeat_x = texture.repeat_y = False
+            self._canvas = self.ctx.framebuffer(color_attachments=[texture])
+            self._canvas_texture = texture
+        return self._canvas
+
+    def _release_canvas(self) -> None:
+        if self._canvas is not None:
+            for attachment in self._canvas.color_attachments:
+                attachment.release()
+            self._canvas.release()
+            self._canvas = self._canvas_texture = None
 
     def show_time(self, now: float) -> float:
         """The clock images, transitions and shaders run on: it stops while the show is frozen."""
@@ -294,6 +345,10 @@ class ShowLoop:
             self.outputs.record(toggled(self.outputs.recorder.recording, cmd.value))
         elif cmd.action is Action.INPUT:
             self.inputs.pick(cmd.name, self.director)
+        elif cmd.action is Action.GRID:
+            self.test_pattern = toggled(self.test_pattern, cmd.value)
+            if self.test_pattern and self.mapper is None:
+                self.report("the alignment grid needs a venue profile ([show] venue, --venue FILE)")
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
@@ -545,6 +600,9 @@ class ShowLoop:
 
     def release(self) -> None:
         self.outputs.close()  # finalises a recording: the file is whole when the show ends (SIGTERM too)
+        if self.mapper is not None:
+            self.mapper.release()
+        self._release_canvas()
         self.inputs.close()
         if self.grabber is not None:
             self.grabber.release()
