@@ -202,6 +202,18 @@ class OverlayConfig:
     qr: QrMode = knob("always", doc="join QR code: always, only on the idle screen, or off")
     qr_size: float = knob(0.16, min=0.05, max=0.6, doc="corner QR height as a fraction of the screen")
     headline: str = knob("Send your prompt", doc="text over the join URL on the idle screen")
+    captions: bool = knob(False, doc="show each image's prompt as a lower third")
+    caption_font: str = knob("", doc="caption font file (.ttf/.otf); empty = DejaVu Sans Bold or Pillow's own")
+    caption_size: float = knob(0.045, min=0.01, max=0.2, doc="caption text height as a fraction of the screen height")
+    caption_position: Literal["bottom", "top"] = knob("bottom", doc="where the caption band sits")
+    caption_seconds: float = knob(8.0, min=0.0, max=3600.0, doc="seconds a caption stays; 0 = as long as its image")
+    caption_max_lines: int = knob(2, min=1, max=6, doc="longest caption, in lines; longer text is cut with an ellipsis")
+
+
+@dataclass(frozen=True)
+class ScenesConfig:
+    dir: str = knob("scenes", doc="folder of scene files (saved looks), hot-reloaded")
+    blend: float = knob(1.0, min=0.0, max=60.0, doc="seconds a recalled scene blends its parameters over; 0 = cut")
 
 
 @dataclass(frozen=True)
@@ -369,6 +381,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     input: InputConfig = field(default_factory=InputConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
