@@ -34,6 +34,10 @@ class Action(StrEnum):
     RECORD = "record"  # value 1/0 starts/stops recording the program, none toggles
     INPUT = "input"  # name: show this live input ("camera" or "ndi") as the picture; "" goes back to the images
     GRID = "grid"  # the projection-mapping alignment grid instead of the program; value 1/0 sets, none toggles
+    CAPTION = "caption"  # 0 hides the caption on screen, 1 shows it, none toggles; name=image id: that one's, always
+    SCENE = "scene"  # recall a scene (engine/scenes/): name=..., or value N: the Nth in the sorted list (1-based)
+    SCENE_SAVE = "scene_save"  # name: save the look now as that scene; key: the style preset to keep ("none": none)
+    SCENE_DELETE = "scene_delete"  # name: delete that scene's file
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,23 @@ KEY_BINDINGS: dict[str, Action] = {
 }
 
 
-def command_for_key(key_name: str) -> Command | None:
-    """A key name as pyglet spells it (``"SPACE"``, ``"F"``, ``"_1"``) → its command, if bound."""
+# Shift+1..9 recalls scene 1..9. X11 names the shifted symbol, which depends on the keyboard layout: these are
+# a US layout's; other systems (and layouts whose digits need Shift) name the digit itself, with Shift held.
+SHIFTED_DIGITS = {"EXCLAMATION": 1, "AT": 2, "HASH": 3, "POUND": 3, "DOLLAR": 4, "PERCENT": 5, "ASCIICIRCUM": 6,
+                  "AMPERSAND": 7, "ASTERISK": 8, "PARENLEFT": 9}
+
+
+def command_for_key(key_name: str, shift: bool = False) -> Command | None:
+    """A key name as pyglet spells it (``"SPACE"``, ``"F"``, ``"_1"``) → its command, if bound.
+
+    ``shift``: Shift was held (Shift+1..9 recall scenes 1..9).
+    """
     key = key_name.upper()
-    if len(key) == 2 and key[0] == "_" and key[1] in "123456789":
-        return Command(Action.EFFECT, float(key[1]), source="keyboard")
+    digit = int(key[1]) if len(key) == 2 and key[0] == "_" and key[1] in "123456789" else 0
+    if shift and (digit or key in SHIFTED_DIGITS):
+        return Command(Action.SCENE, float(digit or SHIFTED_DIGITS[key]), source="keyboard")
+    if digit:
+        return Command(Action.EFFECT, float(digit), source="keyboard")
     if key in ("BRACKETLEFT", "BRACKETRIGHT"):
         return Command(Action.TRANSITION, -1.0 if key == "BRACKETLEFT" else 1.0, source="keyboard")
     action = KEY_BINDINGS.get(key)

@@ -44,12 +44,17 @@ FINAL_STATES = frozenset({State.DONE, State.REJECTED, State.FAILED})
 
 @dataclass(frozen=True, eq=False)
 class ShowImage:
-    """A decoded image on its way to the screen: RGBA rows, top row first."""
+    """A decoded image on its way to the screen: RGBA rows, top row first.
+
+    ``caption_pixels``: its caption band painted backstage (engine/render/captions.py), RGBA rows top first,
+    the full width of the screen it was painted for; None when captions are off or there are no words.
+    """
 
     id: str
     pixels: np.ndarray
     caption: str = ""
     urgent: bool = False  # the VJ asked for it: it goes ahead of the images already waiting
+    caption_pixels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = self.pixels
@@ -59,6 +64,13 @@ class ShowImage:
             raise ImageError(f"image {self.id}: empty")
         if not p.flags.c_contiguous:
             object.__setattr__(self, "pixels", np.ascontiguousarray(p))
+        c = self.caption_pixels
+        if c is not None:
+            if not isinstance(c, np.ndarray) or c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 4 \
+                    or c.shape[0] < 1 or c.shape[1] < 1:
+                raise ImageError(f"image {self.id}: expected its caption as an (h, w, 4) uint8 array")
+            if not c.flags.c_contiguous:
+                object.__setattr__(self, "caption_pixels", np.ascontiguousarray(c))
 
     @property
     def width(self) -> int:
@@ -80,6 +92,17 @@ class ShaderProblem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """A scene file as control pages list it (engine/scenes/): ``index`` is its 1-based number in the
+    sorted list (OSC, Shift+1..9); ``error`` why it cannot be recalled now; ``style`` its style preset."""
+
+    name: str
+    index: int
+    error: str | None = None
+    style: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,12 @@ class ShowSnapshot:
     outputs: tuple[OutputState, ...] = ()  # NDI, virtual camera, Syphon, Spout, recording: each one's state
     inputs: tuple[InputState, ...] = ()  # the live inputs offered ([input]) and how each one is doing
     live_input: str = ""  # the live input picked to show ("camera", "ndi"); "" = the images
+    caption: str = ""  # the words of the caption on screen now ("" when none is: captions off, or its time is up)
+    caption_hidden: bool = False  # ... and the VJ hid it (Action.CAPTION)
+    scenes: tuple[SceneInfo, ...] = ()  # the scenes folder's files, sorted (engine/scenes/)
+    scene: str = ""  # the scene recalled last ("" = none yet)
+    scene_seq: int = 0  # recalls so far: a new number is a new recall (the page then sends its style preset)
+    scene_style: str | None = None  # that scene's generation style preset ("" = none; None = it keeps the style)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_a_bad_venue_profile_is_one_error_and_the_show_runs_unwarped(ctx: modern
     show = mapped_show(ctx, venue, FakeSink())
     fb = ctx.framebuffer(color_attachments=[ctx.texture(SIZE, 4)])
     try:
-        assert show.mapper is None
+        assert show.screen_map.mapper is None
         assert "venue profile not used" in show.errors[-1] and "corners" in show.errors[-1]
         show.inbox.images.put(solid(RED, id="red"))
         for i in range(6):

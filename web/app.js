@@ -19,7 +19,7 @@
   var field = $("prompt"), sendBtn = $("send"), counter = $("counter"), banner = $("status-banner"),
     bannerText = $("status-text"), list = $("prompts"), feedEl = $("feed"), feedText = $("feed-text"),
     errorEl = $("error"), cooldownEl = $("cooldown"), hintEl = $("hint"), live = $("live"),
-    historyTitle = $("history-title"), langSwitch = $("lang-switch");
+    historyTitle = $("history-title"), langSwitch = $("lang-switch"), captionsRow = $("captions-row");
 
   var maxLength = 200, cooldown = 0, feedOn = false, bestLanguage = "en";
   var bannerKey = "banner.offline", errorWords = null;
@@ -440,6 +440,7 @@
     hintEl.textContent = hintWords() || hintEl.textContent;
     feedOn = msg.feed === true;
     if (!feedOn) feedEl.hidden = true;
+    captionsRow.hidden = msg.captions !== true;   // the prompt's words go on the big screen with its image
 
     // Rebuild the list from what the server knows.
     var stale = pending;

@@ -124,6 +124,7 @@ async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, poo
     primary, fallback = parts.generators
     parts.server.per_place = expected_wait(1, cfg.show.hold, cfg.show)
     parts.server.best_language = best_language_for(primary.name)  # the hint under the phone's prompt box
+    parts.server.captions = cfg.overlay.captions  # phones are told their words may appear on the big screen
     parts.pipeline = Pipeline(cfg, ledger, primary, fallback, inbox, board, pool, report=controls.report)
     controls.on_settings = lambda new: setattr(parts.pipeline, "cfg", new)
     try:

@@ -19,9 +19,10 @@ from concurrent.futures import Executor
 
 from engine.commands import Action, Command
 from engine.config import Config, ShowConfig
-from engine.contract import Inbox, ShowImage, StateBoard
+from engine.contract import Inbox, StateBoard
 from engine.errors import EngineError
 from engine.gen.base import GenerationRequest, Generator
+from engine.gen.pipeline import show_image
 from engine.ledger import Ledger
 from engine.line_pace import expected_wait, paced_hold
 from engine.net.server import AudienceServer
@@ -176,4 +177,4 @@ async def demo_images(cfg: Config, offline: Generator, wanted: asyncio.Event, le
             continue
         for i, image in enumerate(images):
             if image.pixels is not None:
-                inbox.images.put(ShowImage(f"demo-{n}-{i}", image.pixels, caption=text))
+                inbox.images.put(await show_image(cfg, None, f"demo-{n}-{i}", image.pixels, text, board.read().size))

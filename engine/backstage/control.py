@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.commands import Action
 from engine.config import Config, with_overrides
-from engine.contract import Inbox, ShowImage, StateBoard
+from engine.contract import Inbox, StateBoard
 from engine.control.midi_input import MidiInput, MidiState
 from engine.control.midi_map import Control, Target
 from engine.errors import ConfigError
 from engine.gen.base import Generator
 from engine.gen.local.status import LocalStatus
-from engine.gen.pipeline import from_journal
+from engine.gen.pipeline import from_journal, show_image
 from engine.ledger import Ledger, LedgerError
 from engine.net import vj_state
 from engine.net.vj_protocol import VjProtocolError
@@ -140,7 +140,7 @@ class BackstageControls:
             except Exception as err:
                 self.report(f"re-show {image_id}: {err}")
                 return
-            self.inbox.images.put(ShowImage(show_id, pixels, caption=caption, urgent=True))
+            self.inbox.images.put(await show_image(cfg, self.pool, show_id, pixels, caption, size, urgent=True))
 
         task = asyncio.get_running_loop().create_task(load(), name="reshow")
         _keep.add(task)

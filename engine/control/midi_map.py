@@ -2,7 +2,8 @@
 
 A mapping ties one control (a CC number or a note, on a channel) to one target:
 a shader parameter (scaled from 0..127 into the parameter's range), a level (the
-dream layer's mix, 0..1) or a trigger action (blackout, next, tap, ...). Learn
+dream layer's mix, 0..1), a trigger action (blackout, next, tap, ...) or a scene
+(recalled when its pad is pressed, like a trigger). Learn
 mode: the VJ picks a target, moves a knob, and the next control that moves is
 bound to it. Mappings are saved as JSON and loaded at start; a damaged file is a
 clear warning and an empty map, never a crash.
@@ -36,13 +37,23 @@ class Control:
 
 @dataclass(frozen=True)
 class Target:
-    """A shader parameter (``shader``/``param`` with its range), a level or a trigger ``action``."""
+    """A shader parameter (``shader``/``param`` with its range), a level, a trigger ``action``, or a scene
+    (action "scene", ``name``)."""
 
     action: str
     shader: str = ""
     param: str = ""
     low: float = 0.0
     high: float = 1.0
+    name: str = ""
+
+
+def target_dict(target: Target) -> dict[str, Any]:
+    """As the mappings file and the control page have it: ``name`` only where it means something (a scene)."""
+    out = asdict(target)
+    if not target.name:
+        del out["name"]
+    return out
 
 
 def check_mappable(target: Target) -> None:
@@ -51,8 +62,12 @@ def check_mappable(target: Target) -> None:
         if not target.shader or not target.param:
             raise ValueError(f"MIDI parameter target needs a shader and a parameter, got {target!r}")
         return
+    if target.action == Action.SCENE.value:
+        if not target.name:
+            raise ValueError(f"MIDI scene target needs the scene's name, got {target!r}")
+        return
     if target.action not in {a.value for a in TRIGGERS | LEVELS}:
-        allowed = ", ".join(sorted(["param", *(a.value for a in TRIGGERS | LEVELS)]))
+        allowed = ", ".join(sorted(["param", "scene", *(a.value for a in TRIGGERS | LEVELS)]))
         raise ValueError(f"MIDI cannot be mapped to {target.action!r}: mappable actions are {allowed}")
 
 
@@ -86,7 +101,7 @@ class MidiMap:
             self.mappings = {c: t for c, t in self.mappings.items() if t != self.learning}
             self.mappings[control] = self.learning
             log.info("MIDI: %s %d on channel %d → %s", control.kind, control.number, control.channel + 1,
-                     self.learning.param or self.learning.action)
+                     self.learning.param or self.learning.name or self.learning.action)
             self.learning = None
             return None
         target = self.mappings.get(control)
@@ -100,11 +115,11 @@ class MidiMap:
             return Command(action, target.low + value * (target.high - target.low), source="midi")
         if value <= 0.0:  # note off / knob at zero: a trigger fires on press only
             return None
-        return Command(action, source="midi")
+        return Command(action, source="midi", name=target.name if action is Action.SCENE else "")
 
     # --- the mappings file ---------------------------------------------------------------
     def save(self, path: Path) -> None:
-        data = [{"control": asdict(c), "target": asdict(t)} for c, t in self.mappings.items()]
+        data = [{"control": asdict(c), "target": target_dict(t)} for c, t in self.mappings.items()]
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         tmp.replace(path)

@@ -36,6 +36,22 @@ def _text(address: str, args: Sequence[object]) -> str:
     return args[0]
 
 
+def _scene(address: str, part: str | None, args: Sequence[object]) -> Command:
+    """/engine/scene/<n or name> (digits are the number), or /engine/scene with the name (text: any name, spaces
+    and digits too) or the number as its argument."""
+    if part is None:
+        if args and isinstance(args[0], str) and args[0]:
+            return Command(Action.SCENE, name=args[0], source="osc")
+        if not args or isinstance(args[0], str):
+            raise OscError(f"{address}: expected a scene's name or number")
+        return Command(Action.SCENE, _number(address, args), source="osc")
+    if part.isascii() and part.isdigit():
+        return Command(Action.SCENE, float(part), source="osc")
+    if not part:
+        raise OscError(f"{address}: expected a scene's name or number")
+    return Command(Action.SCENE, name=part, source="osc")
+
+
 def command_for(address: str, args: Sequence[object]) -> Command:
     """One OSC message → the command it stands for."""
     if not address.startswith(PREFIX):
@@ -45,7 +61,7 @@ def command_for(address: str, args: Sequence[object]) -> Command:
     src = "osc"
     if head == "next" and not rest:
         return Command(Action.NEXT, source=src)
-    if head in ("blackout", "freeze", "hud", "fullscreen", "record", "grid") and not rest:
+    if head in ("blackout", "freeze", "hud", "fullscreen", "record", "grid", "caption") and not rest:
         return Command(Action(head), _number(address, args), source=src)
     if head == "tap" and not rest:
         return Command(Action.TAP, source=src)
@@ -75,6 +91,8 @@ def command_for(address: str, args: Sequence[object]) -> Command:
         if not args:
             raise OscError(f"{address}: expected the mix, 0 to 1")
         return Command(Action.DREAM_MIX, _number(address, args), source=src)
+    if head == "scene" and len(rest) <= 1:
+        return _scene(address, rest[0] if rest else None, args)
     if head == "param" and len(rest) == 2:
         if not args:
             raise OscError(f"{address}: expected a value")

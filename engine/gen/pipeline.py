@@ -9,6 +9,11 @@ journal; the pipeline only makes images. Generation is paced by the show: a new 
 starts only while the show has fewer than ``SHOW_BACKLOG`` images waiting, so images never
 pile up in memory and the queue positions phones see stay true. A backend that fails
 (network, credits, a circuit breaker) never costs a prompt: the offline generator makes it.
+
+With ``[overlay] captions`` on, each image goes with its prompt's words painted as a caption band
+(``show_image``, in the pool: engine/render/captions.py). Only prompts the ledger hands out get here,
+so only words that passed moderation (and the VJ's approval, when asked for) reach the screen; the VJ's
+own prompts, gallery re-shows and demo images carry their words too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from engine.gen.decode import prepare
 from engine.gen.images import encode
 from engine.ledger import Ledger
 from engine.net.audience import Prompt
+from engine.render.captions import paint_caption
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +93,8 @@ class Pipeline:
                 self.report(f"image {stored.id} of {prompt.id} cannot be handed again: {err.vj_message}")
                 self.ledger.finish(prompt, State.FAILED, "The image could not be made. Please try again.")
                 continue
-            self.inbox.images.put(ShowImage(stored.id, pixels, caption=prompt.text))
+            self.inbox.images.put(await show_image(self.cfg, self.pool, stored.id, pixels, prompt.text,
+                                                   self.board.read().size))
 
     # --- generating -------------------------------------------------------------
     async def _worker(self) -> None:
@@ -156,7 +163,7 @@ class Pipeline:
                 continue
             image_id = await self._save(prompt, image)
             self.ledger.handed_to_show(prompt, image_id)
-            self.inbox.images.put(ShowImage(image_id, pixels, caption=prompt.text))
+            self.inbox.images.put(await show_image(self.cfg, self.pool, image_id, pixels, prompt.text, size))
             handed += 1
         if not handed:
             self.ledger.finish(prompt, State.FAILED, "The image could not be made. Please try again.")
@@ -202,3 +209,16 @@ async def from_journal(ledger: Ledger, image_id: str, size: tuple[int, int], cfg
     if data is None:
         raise GenerationError(FailureKind.UNAVAILABLE, "its file is gone")
     return await decoded(GeneratedImage(data=data), size, cfg, pool)
+
+
+async def show_image(cfg: Config, pool: Executor | None, image_id: str, pixels: np.ndarray, text: str,
+                     size: tuple[int, int], urgent: bool = False) -> ShowImage:
+    """The image for the show, with its caption band painted in ``pool`` for a ``size`` screen when
+    ``[overlay] captions`` is on. A caption that cannot be painted is logged and left out: never the image."""
+    band = None
+    if cfg.overlay.captions and text.strip():
+        try:
+            band = await asyncio.get_running_loop().run_in_executor(pool, paint_caption, text, size, cfg.overlay)
+        except Exception:
+            log.exception("the caption of image %s could not be painted; it shows without", image_id)
+    return ShowImage(image_id, pixels, caption=text, urgent=urgent, caption_pixels=band)

@@ -108,7 +108,7 @@ class Client:
 class AudienceServer:
     def __init__(self, server_cfg: ServerConfig, audience_cfg: AudienceConfig, intake: Intake,
                  images: ImageLookup | None = None, web_root: Path = WEB_ROOT, vj: VjRoutes | None = None,
-                 best_language: str | None = "en") -> None:
+                 best_language: str | None = "en", captions: bool = False) -> None:
         self.cfg = server_cfg
         self.audience_cfg = audience_cfg
         self.intake = intake
@@ -118,6 +118,7 @@ class AudienceServer:
         # The prompt language the generator in use works best with (i18n.best_language_for), None: any;
         # phones read it in welcome. English until told: right for every backend, if not needed for all.
         self.best_language = best_language
+        self.captions = captions  # [overlay] captions: phones are told their words will be on the big screen
         self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
         offer = i18n.offer(i18n.load(audience_cfg.languages, web_root / "i18n"), audience_cfg.default_language)
         self._languages = json.dumps(offer, ensure_ascii=False).encode()
@@ -234,7 +235,8 @@ class AudienceServer:
         try:
             await connection.send(protocol.welcome(
                 client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
-                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place, self.best_language))
+                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place, self.best_language,
+                self.captions))
             while True:
                 try:
                     frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)

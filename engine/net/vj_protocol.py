@@ -17,6 +17,7 @@ from typing import Any
 from engine.commands import Action, Command
 from engine.control.midi_map import Control, Target, check_mappable
 from engine.net.protocol import ProtocolError
+from engine.scenes.scene import check_name
 
 MAX_REF = 64
 MAX_REASON = 200
@@ -159,6 +160,13 @@ def _command(data: Mapping[str, Any], ref: str | None) -> Command:
     value = _value(data, ref)
     if action is Action.PARAM and (not name or not key or value is None):
         raise VjProtocolError("bad_message", "param needs name (shader), key (input) and value", ref)
+    if action in (Action.SCENE_SAVE, Action.SCENE_DELETE):
+        try:
+            name = check_name(name)
+        except ValueError as err:
+            raise VjProtocolError("bad_message", f"name: {err}", ref) from None
+    if action is Action.SCENE and not name and value is None:
+        raise VjProtocolError("bad_message", "scene needs name (the scene) or value (its number)", ref)
     return Command(action, value, source="vj", name=name, key=key, slot=slot)
 
 
@@ -170,6 +178,8 @@ def _target(raw: object, ref: str | None) -> Target | None:
     action = raw.get("action")
     if action == Action.PARAM.value:
         return Target(action, _str(raw, "shader", ref), _str(raw, "param", ref))
+    if action == Action.SCENE.value:
+        return Target(action, name=_str(raw, "name", ref))
     target = Target(str(action)[:40])
     try:
         check_mappable(target)

@@ -19,6 +19,7 @@ from engine.audio.live import Heard
 from engine.config import Config, GenerationConfig, LocalConfig, StabilityConfig
 from engine.contract import ShaderInfo, ShaderProblem, ShowSnapshot
 from engine.control.midi_input import MidiState
+from engine.control.midi_map import target_dict
 from engine.gen.images import image_url
 from engine.ledger import GalleryItem
 from engine.net.audience import Audience, Prompt
@@ -39,7 +40,9 @@ def show_state(snap: ShowSnapshot) -> dict[str, Any]:
         "dream_mix": round(snap.dream_mix, 3), "dream_fps": round(snap.dream_fps, 1),
         "outputs": [_output(o) for o in snap.outputs],
         "inputs": [{"name": i.name, "state": i.state, "detail": i.detail, "size": list(i.size)} for i in snap.inputs],
-        "live_input": snap.live_input,
+        "live_input": snap.live_input, "caption": snap.caption, "caption_hidden": snap.caption_hidden,
+        "scenes": [asdict(s) for s in snap.scenes], "scene": snap.scene, "scene_seq": snap.scene_seq,
+        "scene_style": snap.scene_style,
     }
 
 
@@ -157,6 +160,6 @@ def midi_state(state: MidiState | None) -> dict[str, Any]:
         return {"available": False, "status": "MIDI off", "ports": [], "learning": None, "mappings": []}
     return {
         "available": state.available, "status": state.status, "ports": list(state.ports),
-        "learning": asdict(state.learning) if state.learning else None,
-        "mappings": [{"control": asdict(c), "target": asdict(t)} for c, t in state.mappings],
+        "learning": target_dict(state.learning) if state.learning else None,
+        "mappings": [{"control": asdict(c), "target": target_dict(t)} for c, t in state.mappings],
     }

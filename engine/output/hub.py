@@ -268,3 +268,18 @@ class MissingRecorder:
 
     def close(self) -> None:
         pass
+
+
+def recorded_audio(cfg: Config) -> tuple[int, int] | None:
+    """(sample rate, channels) the audio input will deliver, for the recording; None when there is none."""
+    if cfg.audio.file:
+        try:
+            import soundfile
+
+            info = soundfile.info(cfg.audio.file)
+            return int(info.samplerate), int(info.channels)
+        except Exception:  # unreadable: the audio thread says so on the HUD; the recording has no sound
+            return None
+    if cfg.audio.device != "none":
+        return cfg.audio.samplerate, cfg.audio.channels
+    return None

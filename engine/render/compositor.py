@@ -9,19 +9,22 @@ Passes, in order:
 3. the effect chain (up to three library shaders, each reading the last);
 4. the dream layer (engine/render/dream.py), fitted like an image, blended at its mix; first, the
    picture so far may be tapped (the dream's source: the program without the dream and the overlays);
-5. overlays: the join card (large when idle, in a corner otherwise) and the HUD;
-6. blackout: black over everything, at the plan's level.
+5. captions (engine/render/captions.py): each layer's band, painted backstage, across the screen's
+   bottom (or top) at the opacity the show gave it;
+6. overlays: the join card (large when idle, in a corner otherwise) and the HUD;
+7. blackout: black over everything, at the plan's level.
 The same object runs in a pyglet window, under EGL for ``--headless`` and in tests.
 
 Why the dream sits after the effects and under the overlays: it is a picture of the program (made
 from it, at the VJ's mix), so the effects of the chain have already shaped what it dreams on and are
 not applied twice; the join card and the HUD must stay sharp and scannable over it, and the blackout
-must cover it like everything else.
+must cover it like everything else. Captions sit over the dream for the same reason as the join card
+(words stay sharp, and the dream never dreams them) and under the card and the HUD, which the VJ needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ import moderngl
 import numpy as np
 
 from engine.render import builtin
+from engine.render.captions import CaptionDraw
 from engine.render.dream import DreamLayer
 from engine.render.fit import IDENTITY, FitTransform, fit_transform
 from engine.render.gl import build_program, set_uniform
@@ -42,6 +46,7 @@ from engine.show import FramePlan, Layer
 
 BUILTIN_TRANSITION = "crossfade"
 MAX_EFFECTS = 3
+SPARE_CAPTIONS = 2  # caption textures kept for reuse: a caption band is usually the size of the last one
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ class Compositor:
         self._hud: _Overlay | None = None
         self.dream: DreamLayer | None = None  # the show loop's, when the dream runs
         self.dream_mix = 0.0
+        self.captions: Sequence[CaptionDraw] = ()  # the show loop's, each frame
+        self._caption_textures: dict[str, _Overlay] = {}  # by image id, while the show lists it
+        self._caption_spares: list[_Overlay] = []
         self.resize(size)
 
     # --- set-up ---------------------------------------------------------------
@@ -234,6 +242,7 @@ class Compositor:
         ctx.viewport = (0, 0, w, h)
         if self.dream is not None:
             self.dream.draw(self.size, self.fit, self.dream_mix)
+        self._draw_captions()
         self._draw_overlays(idle, plan)
         if plan.blackout > 0.0:
             ctx.enable(moderngl.BLEND)
@@ -264,6 +273,51 @@ class Compositor:
         self.crossfade.render(end.fbo, self.size, frame, {}, layers=(dst, dst), extra={"progress": 0.0})
         params["progress"] = plan.progress
         program.render(out, self.size, frame, params, images={"startImage": start.texture, "endImage": end.texture})
+
+    def _caption_texture(self, draw: CaptionDraw) -> _Overlay:
+        """The GPU copy of a caption band: made when its layer first shows, reusing a spare of its size."""
+        item = self._caption_textures.get(draw.id)
+        if item is None:
+            size = draw.pixels.shape[1::-1]
+            spare = next((s for s in self._caption_spares if s.size == size), None)
+            if spare is not None:
+                self._caption_spares.remove(spare)
+                spare.update(draw.pixels)
+                item = spare
+            else:
+                item = _Overlay(self.ctx, draw.pixels)
+                item.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)  # scaled when the screen changed size
+            self._caption_textures[draw.id] = item
+        return item
+
+    def _draw_captions(self) -> None:
+        """Each listed caption across the screen's width (scaled from the width it was painted for),
+        on the bottom or top edge; a texture no longer listed becomes a spare or is freed."""
+        listed = {d.id for d in self.captions}
+        for gone in [i for i in self._caption_textures if i not in listed]:
+            item = self._caption_textures.pop(gone)
+            if len(self._caption_spares) < SPARE_CAPTIONS:
+                self._caption_spares.append(item)
+            else:
+                item.release()
+        shown = [(self._caption_texture(d), d) for d in self.captions]
+        if not any(d.opacity > 0.0 for d in self.captions):
+            return
+        ctx, prog = self.ctx, self.overlay_prog
+        w, h = self.size
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        set_uniform(prog, "uTex", 0)
+        for item, d in shown:
+            if d.opacity <= 0.0:
+                continue
+            band_h = item.size[1] * w / item.size[0] / h * 2  # clip-space height
+            rect = (-1.0, 1.0 - band_h, 1.0, 1.0) if d.top else (-1.0, -1.0, 1.0, -1.0 + band_h)
+            item.texture.use(0)
+            set_uniform(prog, "uRect", rect)
+            set_uniform(prog, "uOpacity", min(1.0, d.opacity))
+            self._vaos[prog].render(moderngl.TRIANGLE_STRIP, vertices=4)
+        ctx.disable(moderngl.BLEND)
 
     def _draw_overlays(self, idle: bool, plan: FramePlan) -> None:
         w, h = self.size
@@ -301,9 +355,12 @@ class Compositor:
         for buf in self._buffers.values():
             buf.release()
         self._buffers.clear()
-        for item in (self._card_big, self._card_small, self._hud):
+        for item in (self._card_big, self._card_small, self._hud, *self._caption_textures.values(),
+                     *self._caption_spares):
             if item is not None:
                 item.release()
+        self._caption_textures.clear()
+        self._caption_spares.clear()
         for vao in self._vaos.values():
             vao.release()
         for prog in self._vaos:

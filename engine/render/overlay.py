@@ -62,7 +62,7 @@ def _picture(f: Font, ch: str) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def _draws(f: Font, ch: str) -> bool:
+def draws(f: Font, ch: str) -> bool:
     """Whether ``f`` has a glyph for ``ch`` (its picture is not the missing-glyph box)."""
     return ch.isspace() or _picture(f, ch) != _picture(f, _NO_GLYPH)
 
@@ -75,14 +75,14 @@ def card_font(text: str, size: int) -> tuple[Font, str]:
     written without their accents ("Envia"), and anything else it lacks left out, never a box.
     """
     bundled = font(size)
-    if all(_draws(bundled, ch) for ch in text):
+    if all(draws(bundled, ch) for ch in text):
         return bundled, text
     for name in FALLBACK_FONTS:
         f = _system_font(name, size)
-        if f is not None and all(_draws(f, ch) for ch in text):
+        if f is not None and all(draws(f, ch) for ch in text):
             return f, text
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return bundled, "".join(c for c in plain if _draws(bundled, c))
+    return bundled, "".join(c for c in plain if draws(bundled, c))
 
 
 def join_headline(headline: str, languages: Sequence[str], root: Path = i18n.I18N_ROOT) -> str:

@@ -30,15 +30,17 @@ from engine.contract import CaptureWish, Inbox, ShaderProblem, ShowSnapshot, Sta
 from engine.errors import EngineError
 from engine.inputs.layer import LiveInputs, is_live, make_sources
 from engine.inputs.source import ThreadedSource
-from engine.output.hub import OutputHub
+from engine.output.hub import OutputHub, recorded_audio
 from engine.pacing import FrameStats, FrameTimer
+from engine.render.captions import Captions
 from engine.render.compositor import Compositor, JoinInfo
 from engine.render.dream import DreamLayer, DreamTap
-from engine.render.mapping import Mapper
 from engine.render.overlay import join_headline
 from engine.render.preview import PreviewGrabber
+from engine.render.screen_map import ScreenMap
 from engine.render.upload import TextureSlots, Uploader
-from engine.render.venue import Venue, load_venue
+from engine.scenes.deck import SCENE_ACTIONS, SceneDeck
+from engine.scenes.stage import ShowStage
 from engine.shaders import chain
 from engine.shaders.library import ShaderLibrary
 from engine.shaders.params import ParamError
@@ -93,6 +95,7 @@ class ShowLoop:
                      cfg.overlay.qr_size)
         )
         self.hud = cfg.overlay.hud
+        self.captions = Captions(cfg.overlay)  # each image's words under it, painted backstage
         self.fullscreen = False
         self.frame_index = 0
         self.driver_actions: list[Command] = []
@@ -137,15 +140,11 @@ class ShowLoop:
             live.listeners.append(self.outputs.push_audio)
         self.inputs = LiveInputs(make_sources(cfg.input) if sources is None else sources, self.report)
         self._output_errors = 0  # the hub's errors already reported
-        # Projection mapping ([show] venue): the program is drawn into a canvas, then warped onto the screen. The
-        # outputs, the preview and the recording take the canvas: the program, unwarped.
-        self.venue: Venue | None = None
-        self.mapper: Mapper | None = None
-        self.test_pattern = False
-        self._canvas: moderngl.Framebuffer | None = None
-        self._canvas_texture: moderngl.Texture | None = None
+        self.screen_map = ScreenMap(ctx, self.report)  # projection mapping ([show] venue); outputs stay unwarped
         if cfg.show.venue:
-            self.load_venue(cfg.show.venue)
+            self.screen_map.load(cfg.show.venue)
+        # Scenes (engine/scenes/): looks in files, recalled with a blend; watched and written on threads of their own.
+        self.scenes = SceneDeck(Path(cfg.scenes.dir), cfg.scenes.blend, ShowStage(self))
 
     def _choose_start_shaders(self, cfg: Config) -> None:
         effects = self.library.effects()
@@ -183,6 +182,7 @@ class ShowLoop:
         self._apply_commands(now)
         cpu1 = time.thread_time()
         self._reload_shaders()
+        self.scenes.step(now)
         self._feed_upload()
         if self.inputs.step(self.slots, self.director):
             self._band_written = True  # a live frame used this frame's upload: the dream waits
@@ -195,15 +195,15 @@ class ShowLoop:
         for layer in plan.retired:
             self.slots.release(layer.slot)
         self.last_plan = plan
+        self.compositor.captions = self.captions.frame(plan, show_time)
         frame = self._frame_inputs(show_time)
         cpu3 = time.thread_time()
         self.dream_tap.answer()  # the dream's source picture grabbed frames ago: nothing waits
-        program = self._program_target(target)
+        program = self.screen_map.target(target, self.compositor.size)
         self.compositor.render(plan, frame.time, program, frame, self.dream_tap.tap_for(self.compositor.size))
         self._feed_preview(now, program)
         self.outputs.frame(program, self.compositor.size, now, self.frame_index)
-        if self.mapper is not None and program is not target and self._canvas_texture is not None:
-            self.mapper.render(self._canvas_texture, target, self.compositor.size, self.test_pattern)
+        self.screen_map.warp(target, self.compositor.size)
         if len(self.outputs.errors) > self._output_errors:
             self._output_errors = len(self.outputs.errors)
             self.errors.append(self.outputs.errors[-1])
@@ -222,41 +222,6 @@ class ShowLoop:
         cpu5 = time.thread_time()
         self.cpu_ms = ((cpu1 - cpu0) + (cpu3 - cpu2) + (cpu5 - cpu4)) * 1000
         self._last_failure = ""
-
-    def load_venue(self, path: str) -> bool:
-        """Warp the screen by the venue profile's first output; a bad profile is one error, the show unwarped."""
-        try:
-            venue = load_venue(path)
-            mapper = Mapper(self.ctx, venue.outputs[0])
-        except EngineError as err:
-            self.report(f"venue profile not used, the picture is unwarped: {err}")
-            return False
-        if self.mapper is not None:
-            self.mapper.release()
-        self.venue, self.mapper = venue, mapper
-        log.info("venue %s: output %r of %d", path, venue.outputs[0].name, len(venue.outputs))
-        return True
-
-    def _program_target(self, target: moderngl.Framebuffer) -> moderngl.Framebuffer:
-        """Where the program is drawn: the target itself, or with a venue profile the canvas the mapper warps."""
-        if self.mapper is None:
-            return target
-        size = self.compositor.size
-        if self._canvas is None or self._canvas.size != size:
-            self._release_canvas()
-            texture = self.ctx.texture(size, 4)
-            texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
-            texture.repeat_x = texture.repeat_y = False
-            self._canvas = self.ctx.framebuffer(color_attachments=[texture])
-            self._canvas_texture = texture
-        return self._canvas
-
-    def _release_canvas(self) -> None:
-        if self._canvas is not None:
-            for attachment in self._canvas.color_attachments:
-                attachment.release()
-            self._canvas.release()
-            self._canvas = self._canvas_texture = None
 
     def show_time(self, now: float) -> float:
         """The clock images, transitions and shaders run on: it stops while the show is frozen."""
@@ -321,6 +286,7 @@ class ShowLoop:
 
     def apply(self, cmd: Command, now: float) -> None:
         """Carry out one command; window-level ones go to the driver."""
+        self.scenes.touched(cmd)  # a hand on a control takes it from a scene's blend
         if cmd.action in DRIVER_ACTIONS:
             self.driver_actions.append(cmd)
         elif cmd.action is Action.NEXT:
@@ -346,13 +312,15 @@ class ShowLoop:
         elif cmd.action is Action.INPUT:
             self.inputs.pick(cmd.name, self.director)
         elif cmd.action is Action.GRID:
-            self.test_pattern = toggled(self.test_pattern, cmd.value)
-            if self.test_pattern and self.mapper is None:
-                self.report("the alignment grid needs a venue profile ([show] venue, --venue FILE)")
+            self.screen_map.grid(toggled(self.screen_map.test_pattern, cmd.value))
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
                 self.compositor.set_hud(None)
+        elif cmd.action is Action.CAPTION:
+            self.captions.command(cmd.value, cmd.name)
+        elif cmd.action in SCENE_ACTIONS:
+            self.scenes.command(cmd, now)
         else:
             self._apply_shader_command(cmd)
 
@@ -492,6 +460,7 @@ class ShowLoop:
             except EngineError as err:
                 self.report(str(err))
                 return
+            self.captions.take(image)
             self._urgent_upload = image.urgent
         if self.uploader.busy:
             self._band_written = True
@@ -575,6 +544,12 @@ class ShowLoop:
                 outputs=self.outputs.states(),
                 inputs=self.inputs.states(),
                 live_input=self.inputs.active,
+                scenes=self.scenes.infos(),
+                scene=self.scenes.recalled,
+                scene_seq=self.scenes.seq,
+                scene_style=self.scenes.style,
+                caption=self.captions.text,
+                caption_hidden=self.captions.text_hidden,
             )
         )
 
@@ -599,10 +574,9 @@ class ShowLoop:
             fb.release()
 
     def release(self) -> None:
+        self.scenes.close()  # saves already asked for are written first
         self.outputs.close()  # finalises a recording: the file is whole when the show ends (SIGTERM too)
-        if self.mapper is not None:
-            self.mapper.release()
-        self._release_canvas()
+        self.screen_map.release()
         self.inputs.close()
         if self.grabber is not None:
             self.grabber.release()
@@ -612,21 +586,6 @@ class ShowLoop:
         self.library.release()
         self.shared.release()
         self.slots.release_all()
-
-
-def recorded_audio(cfg: Config) -> tuple[int, int] | None:
-    """(sample rate, channels) the audio input will deliver, for the recording; None when there is none."""
-    if cfg.audio.file:
-        try:
-            import soundfile
-
-            info = soundfile.info(cfg.audio.file)
-            return int(info.samplerate), int(info.channels)
-        except Exception:  # unreadable: the audio thread says so on the HUD; the recording has no sound
-            return None
-    if cfg.audio.device != "none":
-        return cfg.audio.samplerate, cfg.audio.channels
-    return None
 
 
 def read_rgb(fb: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:

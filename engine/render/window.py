@@ -64,7 +64,8 @@ def run_window(opts: ShowOptions, stop: threading.Event) -> None:
     closed = threading.Event()
 
     def on_key_press(symbol: int, modifiers: int) -> bool:
-        cmd = command_for_key(pyglet.window.key.symbol_string(symbol))
+        shift = bool(modifiers & pyglet.window.key.MOD_SHIFT)  # Shift+1..9: scenes
+        cmd = command_for_key(pyglet.window.key.symbol_string(symbol), shift)
         if cmd is not None and cmd.action is Action.PAIR:
             opts.pair()  # backstage's, straight away: the code goes to the console, never near the picture
         elif cmd is not None:

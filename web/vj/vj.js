@@ -411,9 +411,11 @@
 
     showDream(msg);
     showOutputs(msg);
+    showCaption(msg);
     syncEffectPickers();
     renderParams();
     markOnAir();
+    showScenes(msg);
   }
 
   /* Outputs (NDI, virtual camera, Syphon/Spout, recording) and the live inputs: state from the show, one line each. */
@@ -458,6 +460,23 @@
     }
   }
   btnRecord.addEventListener("click", () => command("record"));
+
+  /* The caption on the projector: its words, and a button to hide it (or show it again). */
+  const btnCaption = $("caption-hide");
+  let captionHidden = false;
+  function showCaption(msg) {
+    const text = typeof msg.caption === "string" ? msg.caption : "";
+    captionHidden = !!msg.caption_hidden;
+    const el = $("caption-text");
+    setText(el, text ? (captionHidden ? "Hidden: " : "") + "“" + text + "”" : "none");
+    el.title = text;
+    el.classList.toggle("muted", !text);
+    el.classList.toggle("caption-hidden", captionHidden);
+    btnCaption.disabled = !text;
+    btnCaption.setAttribute("aria-pressed", captionHidden ? "true" : "false");
+    setText(btnCaption, captionHidden ? "Show caption" : "Hide caption");
+  }
+  btnCaption.addEventListener("click", () => command("caption", { value: captionHidden ? 1 : 0 }));
 
   /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
   // touched starts at -Infinity: performance.now() counts from the page's load, so 0 would ignore the engine for
@@ -909,9 +928,111 @@
   window.addEventListener("pointerup", endDrags);
   window.addEventListener("pointercancel", endDrags);
 
+  /* ---------- scenes: whole looks saved as files, recalled with a blend ---------- */
+  const SCENE_NAME = /^[\p{L}\p{N}_][\p{L}\p{N} _-]{0,39}$/u;  // as engine/scenes/scene.py check_name
+  const sceneList = $("scene-list");
+  const sceneName = $("scene-name");
+  let scenesSig = "";
+  let sceneSeq = null;             // the engine's recall count when we last looked (null: not yet)
+
+  function sceneNames() {
+    const s = state.show;
+    return s && Array.isArray(s.scenes) ? s.scenes.map((x) => x.name) : [];
+  }
+
+  function showScenes(msg) {
+    const scenes = Array.isArray(msg.scenes) ? msg.scenes.filter((s) => s && typeof s.name === "string") : [];
+    const current = typeof msg.scene === "string" ? msg.scene : "";
+    setText($("scene-current"), current || "—");
+    sceneStyle(msg);
+    const sig = JSON.stringify([scenes, current]);
+    if (sig === scenesSig) return;   // the show message comes ten times a second: rebuild on change only
+    scenesSig = sig;
+    fillList(sceneList, $("scene-empty"), scenes, (s) => makeScene(s, s.name === current));
+    markLearning();
+  }
+
+  function makeScene(s, current) {
+    const n = num(s.index);
+    const recall = h("button", {
+      type: "button", class: "btn scene-recall", "data-act": "recall", text: s.name, disabled: !!s.error,
+      title: "Recall " + s.name + (n >= 1 && n <= 9 ? " (Shift+" + n + ")" : "") + (s.style ? " · style " + s.style : ""),
+    });
+    recall.addEventListener("click", () => command("scene", { name: s.name }));
+    const learn = h("button", { type: "button", class: "learn", "data-learn-scene": s.name, "aria-pressed": "false",
+      title: "MIDI learn: press a pad to recall " + s.name, text: "L" });
+    learn.addEventListener("click", () => {
+      const target = { action: "scene", name: s.name };
+      send({ type: "midi_learn", target: learningMatches(target) ? null : target });
+    });
+    const del = h("button", { type: "button", class: "btn btn-small scene-delete", "data-act": "delete",
+      title: "Delete the file of " + s.name, text: "✕" });
+    confirmTwice(del, "✕", () => command("scene_delete", { name: s.name }));
+    return h("li", { class: "scene" + (s.error ? " scene-bad" : ""), "data-scene": s.name,
+                     "aria-current": current ? "true" : null },
+      h("span", { class: "scene-index", text: String(n) }), recall, learn, del,
+      s.error ? h("span", { class: "scene-error", text: s.error }) : null);
+  }
+
+  /* A recall (from here, another page, MIDI, OSC or the keys) brings its scene's generation style: the
+     style lives backstage, so the page that sees the recall asks for it as a settings change. */
+  function sceneStyle(msg) {
+    const seq = num(msg.scene_seq, 0);
+    const first = sceneSeq === null;
+    const recalled = !first && seq > sceneSeq;
+    sceneSeq = seq;
+    if (!recalled || typeof msg.scene_style !== "string" || !state.generation) return;
+    if (same(msg.scene_style, serverValue("style_preset"))) return;
+    const values = { style_preset: msg.scene_style };
+    send({ type: "settings", values }, {
+      onAck: () => {
+        if (state.generation && state.generation.settings) Object.assign(state.generation.settings, values);
+        if (!dirty.has("style_preset")) showField("style_preset");
+      },
+    });
+  }
+
+  function saveScene() {
+    const name = sceneName.value.trim();
+    if (!SCENE_NAME.test(name)) {
+      toast("A scene name is 1 to 40 letters, digits, spaces, _ or - (not starting with a space or -)", "local");
+      sceneName.focus();
+      return;
+    }
+    const btn = $("scene-save");
+    if (sceneNames().includes(name) && !btn.classList.contains("armed")) {
+      setText(btn, "Overwrite?");
+      btn.classList.add("armed");
+      setTimeout(() => { setText(btn, "Save"); btn.classList.remove("armed"); }, BAN_CONFIRM_MS);
+      return;
+    }
+    setText(btn, "Save");
+    btn.classList.remove("armed");
+    // The style preset the generator uses now (not an unapplied edit of the form); "none" keeps "no preset".
+    const style = serverValue("style_preset");
+    const extra = { name };
+    if (state.generation) extra.key = typeof style === "string" && style ? style : "none";
+    send({ type: "command", action: "scene_save", ...extra }, {
+      onAck: () => toast("Scene " + name + " saved", "ok"),
+    });
+  }
+  $("scene-save-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveScene();
+  });
+  // Shift+1..9 recall scenes 1..9, as on the show machine (by key position: any keyboard layout).
+  document.addEventListener("keydown", (e) => {
+    if (e.repeat || !e.shiftKey || e.ctrlKey || e.metaKey || e.altKey || isTyping(document.activeElement)) return;
+    const m = /^Digit([1-9])$/.exec(e.code);
+    if (!m) return;
+    e.preventDefault();
+    command("scene", { value: Number(m[1]) });
+  });
+
   /* ---------- MIDI ---------- */
   function sameTarget(a, b) {
     if (!a || !b || a.action !== b.action) return false;
+    if (a.action === "scene") return a.name === b.name;
     if (a.action !== "param") return true;
     return a.shader === b.shader && a.param === b.param;
   }
@@ -927,6 +1048,7 @@
       if (typeof t.low === "number" && typeof t.high === "number") s += " (" + fmtNum(t.low) + "…" + fmtNum(t.high) + ")";
       return s;
     }
+    if (t.action === "scene") return "scene › " + String(t.name || "?");
     return String(t.action || "?");
   }
 
@@ -949,6 +1071,11 @@
     const dreamOn = learningMatches({ action: "dream_mix" });
     $("dream-learn").classList.toggle("learning", dreamOn);
     $("dream-learn").setAttribute("aria-pressed", dreamOn ? "true" : "false");
+    for (const btn of sceneList.querySelectorAll("button[data-learn-scene]")) {
+      const on = learningMatches({ action: "scene", name: btn.dataset.learnScene });
+      btn.classList.toggle("learning", on);
+      btn.setAttribute("aria-pressed", on ? "true" : "false");
+    }
   }
 
   function onMidi(msg) {
