@@ -142,6 +142,9 @@ class ShowSnapshot:
     scene: str = ""  # the scene recalled last ("" = none yet)
     scene_seq: int = 0  # recalls so far: a new number is a new recall (the page then sends its style preset)
     scene_style: str | None = None  # that scene's generation style preset ("" = none; None = it keeps the style)
+    mapping_name: str = ""  # the output the screen is mapped by (the venue profile's first; "" = no profile)
+    mapping_corners: tuple[float, ...] = ()  # its corners x0, y0 .. x3, y3 (top-left first, clockwise); () = none
+    mapping_grid: bool = False  # the alignment grid shows instead of the program (Action.GRID)
 
 
 @dataclass(frozen=True)

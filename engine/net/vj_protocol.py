@@ -131,13 +131,14 @@ def _number(value: object, what: str, ref: str | None) -> float:
     return float(value)
 
 
-def _value(data: Mapping[str, Any], ref: str | None) -> float | tuple[float, ...] | None:
+def _value(data: Mapping[str, Any], ref: str | None, most: int = 4) -> float | tuple[float, ...] | None:
+    """``most``: the longest list allowed (4 for a colour; a mapping's corners are 8)."""
     value = data.get("value")
     if value is None:
         return None
     if isinstance(value, list):
-        if not 1 <= len(value) <= 4:
-            raise VjProtocolError("bad_message", "value: a list of 1 to 4 numbers", ref)
+        if not 1 <= len(value) <= most:
+            raise VjProtocolError("bad_message", f"value: a list of 1 to {most} numbers", ref)
         return tuple(_number(v, "value", ref) for v in value)
     if isinstance(value, bool):
         return float(value)
@@ -157,9 +158,11 @@ def _command(data: Mapping[str, Any], ref: str | None) -> Command:
         raise VjProtocolError("bad_message", "slot: 0, 1 or 2", ref)
     name = _str(data, "name", ref, required=False)
     key = _str(data, "key", ref, required=False)
-    value = _value(data, ref)
+    value = _value(data, ref, 8 if action is Action.MAPPING else 4)
     if action is Action.PARAM and (not name or not key or value is None):
         raise VjProtocolError("bad_message", "param needs name (shader), key (input) and value", ref)
+    if action is Action.MAPPING and (key != "corners" or not isinstance(value, tuple) or len(value) != 8):
+        raise VjProtocolError("bad_message", 'mapping needs key "corners" and value [x0, y0, .. x3, y3]', ref)
     if action in (Action.SCENE_SAVE, Action.SCENE_DELETE):
         try:
             name = check_name(name)

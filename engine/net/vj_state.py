@@ -42,7 +42,8 @@ def show_state(snap: ShowSnapshot) -> dict[str, Any]:
         "inputs": [{"name": i.name, "state": i.state, "detail": i.detail, "size": list(i.size)} for i in snap.inputs],
         "live_input": snap.live_input, "caption": snap.caption, "caption_hidden": snap.caption_hidden,
         "scenes": [asdict(s) for s in snap.scenes], "scene": snap.scene, "scene_seq": snap.scene_seq,
-        "scene_style": snap.scene_style,
+        "scene_style": snap.scene_style, "mapping_name": snap.mapping_name,
+        "mapping_corners": [round(v, 5) for v in snap.mapping_corners], "mapping_grid": snap.mapping_grid,
     }
 
 

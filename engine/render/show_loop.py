@@ -311,8 +311,8 @@ class ShowLoop:
             self.outputs.record(toggled(self.outputs.recorder.recording, cmd.value))
         elif cmd.action is Action.INPUT:
             self.inputs.pick(cmd.name, self.director)
-        elif cmd.action is Action.GRID:
-            self.screen_map.grid(toggled(self.screen_map.test_pattern, cmd.value))
+        elif cmd.action in (Action.GRID, Action.MAPPING):
+            self.screen_map.command(cmd)
         elif cmd.action is Action.HUD:
             self.hud = toggled(self.hud, cmd.value)
             if not self.hud:
@@ -550,6 +550,8 @@ class ShowLoop:
                 scene_style=self.scenes.style,
                 caption=self.captions.text,
                 caption_hidden=self.captions.text_hidden,
+                mapping_corners=self.screen_map.corners, mapping_grid=self.screen_map.test_pattern,
+                mapping_name=self.screen_map.output_name,
             )
         )
 

@@ -412,6 +412,7 @@
     showDream(msg);
     showOutputs(msg);
     showCaption(msg);
+    showMapping(msg);
     syncEffectPickers();
     renderParams();
     markOnAir();
@@ -477,6 +478,145 @@
     setText(btnCaption, captionHidden ? "Show caption" : "Hide caption");
   }
   btnCaption.addEventListener("click", () => command("caption", { value: captionHidden ? 1 : 0 }));
+
+  /* Projection mapping: Map shows four handles over the preview at the mapped output's corners (0..1 of the
+     preview box); a drag sends the mapping command throttled and once at its end; Undo puts back the corners
+     from before the last drag (a history on this page). Like the sliders, the engine's echo of the corners
+     does not fight a drag in progress, nor one that just ended. */
+  const MAP_EVERY_MS = 100;
+  const MAP_HISTORY = 50;
+  const CORNER_NAMES = ["top-left", "top-right", "bottom-right", "bottom-left"];
+  const btnMap = $("map");
+  const btnGrid = $("grid");
+  const btnUndo = $("map-undo");
+  const mapOverlay = $("map-overlay");
+  const mapQuad = $("map-quad");
+  const mapping = { on: false, name: "", corners: null, drag: null, touched: -Infinity, timer: 0, last: 0, history: [] };
+  const mapHandles = CORNER_NAMES.map((label, i) => {
+    const el = h("button", { class: "map-handle", type: "button", "data-corner": i, "aria-label": "Corner " + label });
+    mapOverlay.append(el);
+    return el;
+  });
+
+  function validCorners(v) {
+    return Array.isArray(v) && v.length === 8 && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  }
+
+  function placeHandles() {
+    const c = mapping.corners;
+    if (!c) return;
+    mapHandles.forEach((el, i) => {
+      el.style.left = c[2 * i] * 100 + "%";
+      el.style.top = c[2 * i + 1] * 100 + "%";
+    });
+    mapQuad.setAttribute("points", [0, 1, 2, 3].map((i) => c[2 * i] + "," + c[2 * i + 1]).join(" "));
+    setText($("map-info"), mapping.on ? mapping.name : "");
+  }
+
+  function setMapOn(on) {
+    mapping.on = on && !!mapping.corners;
+    btnMap.setAttribute("aria-pressed", mapping.on ? "true" : "false");
+    mapOverlay.hidden = !mapping.on;
+    previewWrap.classList.toggle("mapping", mapping.on);
+    placeHandles();
+  }
+
+  function showMapping(msg) {
+    btnGrid.setAttribute("aria-pressed", msg.mapping_grid ? "true" : "false");
+    const corners = validCorners(msg.mapping_corners) ? msg.mapping_corners.map(Number) : null;
+    mapping.name = typeof msg.mapping_name === "string" ? msg.mapping_name : "";
+    btnMap.disabled = !corners;
+    if (!corners) {
+      mapping.corners = null;
+      mapping.history = [];
+      btnUndo.disabled = true;
+      if (mapping.on) setMapOn(false);
+      return;
+    }
+    if (mapping.drag || performance.now() - mapping.touched < ECHO_GUARD_MS) return;
+    mapping.corners = corners;
+    placeHandles();
+  }
+
+  function sendMapping() {
+    clearTimeout(mapping.timer);
+    mapping.timer = 0;
+    mapping.last = performance.now();
+    command("mapping", { name: mapping.name, key: "corners", value: mapping.corners.map(round4) });
+  }
+
+  function queueMapping() {
+    if (mapping.timer) return;
+    const wait = mapping.last + MAP_EVERY_MS - performance.now();
+    if (wait <= 0) sendMapping();
+    else mapping.timer = setTimeout(sendMapping, wait);
+  }
+
+  function remember(corners) {
+    mapping.history.push(corners);
+    if (mapping.history.length > MAP_HISTORY) mapping.history.shift();
+    btnUndo.disabled = false;
+  }
+
+  mapHandles.forEach((el, i) => {
+    el.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0 || !mapping.corners) return;
+      e.preventDefault();
+      try { el.setPointerCapture(e.pointerId); } catch (err) { /* synthetic pointer */ }
+      // The corner moves by the pointer's travel, so grabbing a handle off its centre does not make it jump.
+      mapping.drag = { i, id: e.pointerId, x: e.clientX, y: e.clientY, from: mapping.corners.slice() };
+      el.classList.add("active");
+    });
+    el.addEventListener("pointermove", (e) => {
+      const d = mapping.drag;
+      if (!d || d.i !== i || d.id !== e.pointerId) return;
+      const r = mapOverlay.getBoundingClientRect();
+      if (r.width <= 0 || r.height <= 0) return;
+      mapping.corners[2 * i] = round4(clamp(d.from[2 * i] + (e.clientX - d.x) / r.width, 0, 1));
+      mapping.corners[2 * i + 1] = round4(clamp(d.from[2 * i + 1] + (e.clientY - d.y) / r.height, 0, 1));
+      mapping.touched = performance.now();
+      placeHandles();
+      queueMapping();
+    });
+    const end = (e) => {
+      const d = mapping.drag;
+      if (!d || d.i !== i || d.id !== e.pointerId) return;
+      mapping.drag = null;
+      mapping.touched = performance.now();
+      el.classList.remove("active");
+      if (d.from.some((v, k) => v !== mapping.corners[k])) {
+        remember(d.from);
+        sendMapping();
+      }
+    };
+    el.addEventListener("pointerup", end);
+    el.addEventListener("pointercancel", end);
+    el.addEventListener("lostpointercapture", end);
+    el.addEventListener("keydown", (e) => {
+      const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
+      if (!step || !mapping.corners) return;
+      e.preventDefault();
+      const f = e.shiftKey ? 0.01 : 0.001;
+      remember(mapping.corners.slice());
+      mapping.corners[2 * i] = round4(clamp(mapping.corners[2 * i] + step[0] * f, 0, 1));
+      mapping.corners[2 * i + 1] = round4(clamp(mapping.corners[2 * i + 1] + step[1] * f, 0, 1));
+      mapping.touched = performance.now();
+      placeHandles();
+      queueMapping();
+    });
+  });
+
+  btnMap.addEventListener("click", () => setMapOn(!mapping.on));
+  btnGrid.addEventListener("click", () => command("grid"));
+  btnUndo.addEventListener("click", () => {
+    if (mapping.drag || !mapping.history.length) return;
+    const before = mapping.history.pop();
+    btnUndo.disabled = mapping.history.length === 0;
+    mapping.corners = before.slice();
+    mapping.touched = performance.now();
+    placeHandles();
+    sendMapping();
+  });
 
   /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
   // touched starts at -Infinity: performance.now() counts from the page's load, so 0 would ignore the engine for
