@@ -205,8 +205,12 @@ class _Session:
         if self.video is None:
             self._open_streams(frame)
         assert self.video is not None
-        pts = round((frame.time - self.t0) * self.fps)
-        if pts <= self.last_pts:  # two frames in one slot of the file's constant rate: keep the first
+        position = (frame.time - self.t0) * self.fps  # in frames of the file's constant rate
+        # A frame a little late and the next on time round into one slot: the second takes the next slot
+        # (at most 0.75 of a frame early), so jitter loses nothing. Only a frame less than a quarter of a
+        # frame after the last one (the show drawing faster than the file's rate) is dropped.
+        pts = max(self.last_pts + 1, round(position))
+        if position < self.last_pts + 0.25:
             self.late += 1
             return
         px = frame.pixels
