@@ -47,7 +47,6 @@ import argparse
 import gc
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -84,6 +83,7 @@ from engine.config import Config  # noqa: E402
 from engine.output.hub import OutputHub, make_sinks  # noqa: E402
 from engine.output.sink import OutputState, Sink  # noqa: E402
 from engine.render.gl import standalone_context  # noqa: E402
+from tests.netns import NDI_CONFIG, netns_problem  # noqa: E402  (the tests' namespace probe and NDI config)
 
 SIZE = (1920, 1080)
 SHOW_FPS = 60.0
@@ -99,7 +99,6 @@ SETTLE_POLL_S = 0.05  # ... 50 ms,
 SETTLE_MAX_S = 3.0  # waiting no longer than this
 START_TIMEOUT_S = 10.0
 CHILD_TIMEOUT_S = 900
-NDI_CONFIG = {"ndi": {"networks": {"ips": "127.0.0.1"}}}
 MET_PREFIX = "MET "  # the child's last line: the targets met, as JSON
 
 
@@ -439,24 +438,9 @@ def measure_ndi(ctx: moderngl.Context, frames: int, warmup: int, images: Sequenc
             sink.close()
 
 
-def namespace_problem() -> str | None:
-    """Why a loopback-only network namespace cannot be made here, or None when it can."""
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            return f"`{tool}` is not installed"
-    try:
-        probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True,
-                               timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return f"`unshare -n` failed: {err}"
-    if probe.returncode != 0:
-        return f"`unshare -n` is not permitted here: {probe.stderr.strip() or f'exit {probe.returncode}'}"
-    return None
-
-
 def run_ndi_child(frames: int, warmup: int) -> list[bool]:
     """Run the NDI rows in a child inside a loopback-only namespace; print its rows; the targets it met."""
-    problem = namespace_problem()
+    problem = netns_problem()
     if problem is not None:
         print_row("NDI on vs off: skipped", [], f"no loopback-only network namespace ({problem}); "
                   "NDI is never sent on the real network")
