@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from engine.backstage import Backstage
+from engine.backstage.chores import SCENE_WATCH_S
 from engine.commands import Action, Command, command_for_key
 from engine.config import Config, MidiConfig, OscConfig
 from engine.contract import Inbox, StateBoard
@@ -573,13 +575,21 @@ def test_a_scene_is_learned_from_the_page(jack: str, tmp_path: Path) -> None:  #
 
 def test_an_osc_message_recalls_a_scene_over_udp(ctx: moderngl.Context, fb: moderngl.Framebuffer,
                                                  tmp_path: Path) -> None:
-    """/engine/scene/2 from a UDP client: the second scene (by name) is recalled by the show."""
+    """/engine/scene/2 from a UDP client: the second scene (by name) is recalled by the show, and the backstage
+    takes its generation style with no control page open; a scene without a style then leaves it."""
     folder = tmp_path / "scenes"
     folder.mkdir()
     (folder / "a intro.toml").write_text("effects = []\n")
-    (folder / "b drop.toml").write_text('effects = ["pixelate"]\n[params.pixelate]\ncellSize = 66.0\n')
+    (folder / "b drop.toml").write_text('effects = ["pixelate"]\nstyle_preset = "anime"\n'
+                                        '[params.pixelate]\ncellSize = 66.0\n')
     inbox = Inbox()
     show = show_with(ctx, folder, inbox=inbox)
+    cfg = make_config({"server.host": "127.0.0.1", "server.port": free_port(), "generation.backend": "procedural",
+                       "generation.style_preset": "cinematic"})
+    backstage = Backstage(cfg, inbox, show.board, "http://127.0.0.1")
+    backstage.start()
+    style = lambda: backstage.parts.controls.cfg.generation.style_preset  # noqa: E731
+    assert style() == "cinematic"
 
     async def send() -> None:
         osc = OscControl(OscConfig(enabled=True, host="127.0.0.1", port=0), inbox.commands, StateBoard())
@@ -597,9 +607,16 @@ def test_an_osc_message_recalls_a_scene_over_udp(ctx: moderngl.Context, fb: mode
 
     try:
         asyncio.run(send())
-        Frames(show, fb).until(lambda: show.board.read().scene == "b drop", "the OSC recall did not arrive")
+        frames = Frames(show, fb)
+        frames.until(lambda: show.board.read().scene == "b drop", "the OSC recall did not arrive")
         assert pixelate(show) == 66.0
+        frames.until(lambda: style() == "anime", "the backstage did not take the scene's style")
+        show.inbox.commands.put(Command(Action.SCENE, name="a intro"))
+        frames.until(lambda: show.board.read().scene_seq == 2, "the second recall did not arrive")
+        time.sleep(4 * SCENE_WATCH_S)  # the backstage looks every SCENE_WATCH_S
+        assert style() == "anime"
     finally:
+        backstage.stop()
         show.release()
 
 

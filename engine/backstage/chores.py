@@ -1,4 +1,5 @@
-"""The backstage's periodic chores, each one task on the loop: garbage, queue positions, HUD, demo images.
+"""The backstage's periodic chores, each one task on the loop: garbage, queue positions, HUD, demo images,
+a recalled scene's generation style.
 
 They share nothing but what they are handed; each sleeps between rounds and never blocks the loop
 (the HUD's text and the demo's pictures are made in the worker pool).
@@ -14,7 +15,7 @@ import logging
 import queue
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
 from engine.commands import Action, Command
@@ -31,6 +32,7 @@ from engine.render.overlay import HudLayout, hud_image, hud_lines
 log = logging.getLogger(__name__)
 
 HUD_REFRESH_S = 0.25
+SCENE_WATCH_S = 0.1
 POSITION_FLUSH_S = 0.25
 # Garbage collection: with ten thousand phones a full collection walks every connection's objects
 # (0.6-0.8 s on the bench machine), stalling every push and answer. Young collections stay automatic;
@@ -150,6 +152,31 @@ async def paint_hud(board: StateBoard, inbox: Inbox, pool: Executor, join_url: s
             pixels = await loop.run_in_executor(pool, hud_image, lines, layout)
             inbox.hud.put(pixels)
         await asyncio.sleep(HUD_REFRESH_S)
+
+
+async def follow_scene_style(board: StateBoard, settings: Callable[[], Config],
+                             change: Callable[[Mapping[str, object]], None], report: Callable[[str], None],
+                             period: float = SCENE_WATCH_S) -> None:
+    """A scene recalled on the show (page, MIDI, OSC, keys) brings its generation style preset.
+
+    The look lives on the show thread and the style backstage, so the show only publishes each recall
+    (``scene_seq``, ``scene_style``) and this applies the style, whether or not a control page is open.
+    A scene without a style (None) leaves it; recalls from before the backstage started are not replayed.
+    """
+    seen = board.read().scene_seq
+    while True:
+        await asyncio.sleep(period)
+        snap = board.read()
+        if snap.scene_seq == seen:
+            continue
+        seen = snap.scene_seq
+        style = snap.scene_style
+        if style is None or style == settings().generation.style_preset:
+            continue
+        try:
+            change({"style_preset": style})
+        except Exception as err:  # a style this backend does not know: one line, the style stays
+            report(f"scene {snap.scene!r}: style preset {style!r} not applied: {err}")
 
 
 async def demo_images(cfg: Config, offline: Generator, wanted: asyncio.Event, ledger: Ledger, board: StateBoard,

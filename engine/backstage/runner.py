@@ -36,7 +36,15 @@ from engine.net.vj_auth import CODE_S, new_token
 from engine.store import Journal
 
 from .assembly import Parts, assemble
-from .chores import collect_garbage, demo_images, flush_positions, pace_the_line, paint_hud, trim_memory
+from .chores import (
+    collect_garbage,
+    demo_images,
+    flush_positions,
+    follow_scene_style,
+    pace_the_line,
+    paint_hud,
+    trim_memory,
+)
 
 if TYPE_CHECKING:
     from engine.gen.local.dream import DreamLoop  # loaded only with [dream] on
@@ -201,6 +209,8 @@ class Backstage:
             ("catch-up", parts.scribe.keep_catching_up()),
             ("trim", trim_memory(self._pool)),
             ("pace", pace_the_line(cfg.show, ledger, self.inbox.commands, server=parts.server)),
+            ("scene-style", follow_scene_style(self.board, lambda: controls.cfg, controls.change_settings,
+                                               controls.report)),
             ("demo", demo_images(cfg, parts.generators[1], self._demo_wanted, ledger, self.board, self.inbox,
                                         controls.report)),
         ]
