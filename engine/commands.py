@@ -34,7 +34,10 @@ class Action(StrEnum):
     RECORD = "record"  # value 1/0 starts/stops recording the program, none toggles
     INPUT = "input"  # name: show this live input ("camera" or "ndi") as the picture; "" goes back to the images
     GRID = "grid"  # the projection-mapping alignment grid instead of the program; value 1/0 sets, none toggles
-    MAPPING = "mapping"  # name=the mapped output, key="corners", value=(x0, y0, .. x3, y3) 0..1: move its corners
+    # name=a venue output ("" = the first), key and value: "corners" (x0, y0, .. x3, y3), "mesh" (() none,
+    # (cols, rows) identity, (cols, rows, x0, y0, ..) all points), "point" (index, x, y: one mesh point) or "masks"
+    # ((n1, x, y, .., n2, ..), () none): engine/render/mapping_edits.py
+    MAPPING = "mapping"
     CAPTION = "caption"  # 0 hides the caption on screen, 1 shows it, none toggles; name=image id: that one's, always
     SCENE = "scene"  # recall a scene (engine/scenes/): name=..., or value N: the Nth in the sorted list (1-based)
     SCENE_SAVE = "scene_save"  # name: save the look now as that scene; key: the style preset to keep ("none": none)

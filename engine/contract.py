@@ -106,6 +106,18 @@ class SceneInfo:
 
 
 @dataclass(frozen=True)
+class MappingOutput:
+    """One output of the venue profile as control pages edit it, flattened as the mapping command takes it
+    (engine/render/mapping_edits.py): ``mesh`` is ``(cols, rows, x0, y0, ..)`` or ``()``, ``masks``
+    ``(n1, x, y, .., n2, x, y, ..)``."""
+
+    name: str
+    corners: tuple[float, ...]
+    mesh: tuple[float, ...] = ()
+    masks: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class ShowSnapshot:
     """The show's state as the other threads may read it; replaced whole, never mutated."""
 
@@ -145,6 +157,7 @@ class ShowSnapshot:
     mapping_name: str = ""  # the output the screen is mapped by (the venue profile's first; "" = no profile)
     mapping_corners: tuple[float, ...] = ()  # its corners x0, y0 .. x3, y3 (top-left first, clockwise); () = none
     mapping_grid: bool = False  # the alignment grid shows instead of the program (Action.GRID)
+    mapping_outputs: tuple[MappingOutput, ...] = ()  # every output of the venue profile, the first is the above
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ def free_port() -> int:
 
 
 class EngineProcess:
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, module: str = "engine") -> None:
+        """``module``: what ``python -m`` runs (a test's launcher that wraps the engine's main)."""
         full_env = {**(env or os.environ), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         if "--port" not in args and (not args or args[0] != "check-shaders"):
             # Never the default 3000: a show (or another test run) may be using it.
             args = [*args, "--port", str(free_port())]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", *args],
+            [sys.executable, "-m", module, *args],
             cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )

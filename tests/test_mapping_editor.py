@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import moderngl
@@ -93,7 +94,7 @@ def test_the_page_may_send_eight_numbers_for_the_corners_and_only_for_them() -> 
     assert req == vp.CommandReq(Command(Action.MAPPING, RIGHT_HALF, source="vj", name="main", key="corners"))
     with pytest.raises(vp.VjProtocolError, match="1 to 4 numbers"):
         vp.parse(json.dumps({"type": "command", "action": "param", "name": "s", "key": "k", "value": [0.0] * 8}))
-    with pytest.raises(vp.VjProtocolError, match="mapping needs"):
+    with pytest.raises(vp.VjProtocolError, match=re.escape("mapping corners: expected 8 numbers")):
         vp.parse(json.dumps({"type": "command", "action": "mapping", "key": "corners", "value": [0.0] * 6}))
 
 
@@ -132,16 +133,25 @@ def mapping_commands(served: Backstage, page: Page, wait_ms: int = 5000) -> list
     return got
 
 
-def test_the_page_drags_a_corner_undoes_it_and_toggles_the_grid(browser: Browser, served: Backstage) -> None:
-    """Map shows the handles; a drag of the top-left one sends mapping commands ending at the moved corner;
-    the engine's echo does not move a handle in mid-drag; Undo sends the corners back; Grid sends grid."""
+@contextmanager
+def opened(browser: Browser, port: int) -> Iterator[tuple[Page, list[str]]]:
+    """The control page, logged in with the token and connected; the page's script errors collected."""
     context = browser.new_context(**DESKTOP)
     problems: list[str] = []
     try:
         page = context.new_page()
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"http://127.0.0.1:{served.port}/vj?token={TOKEN}")
+        page.goto(f"http://127.0.0.1:{port}/vj?token={TOKEN}")
         expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+        yield page, problems
+    finally:
+        context.close()
+
+
+def test_the_page_drags_a_corner_undoes_it_and_toggles_the_grid(browser: Browser, served: Backstage) -> None:
+    """Map shows the handles; a drag of the top-left one sends mapping commands ending at the moved corner;
+    the engine's echo does not move a handle in mid-drag; Undo sends the corners back; Grid sends grid."""
+    with opened(browser, served.port) as (page, problems):
         expect(page.locator("#map")).to_be_disabled()
         served.board.publish(ShowSnapshot(size=(320, 180), mapping_name="main", mapping_corners=START))
         served.board.preview_viewers = max(1, served.board.preview_viewers)
@@ -206,20 +216,12 @@ def test_the_page_drags_a_corner_undoes_it_and_toggles_the_grid(browser: Browser
                                           mapping_grid=True))
         expect(page.locator("#grid")).to_have_attribute("aria-pressed", "true", timeout=5000)
         assert problems == []
-    finally:
-        context.close()
 
 
 def test_without_a_venue_profile_map_is_off(browser: Browser, served: Backstage) -> None:
     """No corners in the snapshot (no venue profile): Map is disabled and no handle shows."""
-    context = browser.new_context(**DESKTOP)
-    try:
-        page = context.new_page()
-        page.goto(f"http://127.0.0.1:{served.port}/vj?token={TOKEN}")
-        expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=10000)
+    with opened(browser, served.port) as (page, _problems):
         served.board.publish(ShowSnapshot(size=(320, 180), frame=1))
         time.sleep(0.3)
         expect(page.locator("#map")).to_be_disabled()
         expect(page.locator("#map-overlay")).to_be_hidden()
-    finally:
-        context.close()

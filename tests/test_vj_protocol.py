@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -102,3 +103,53 @@ def test_ban_address_names_a_prompt_not_an_address() -> None:
     assert parse(type="ban_address", id="p-1", ref="r2") == vp.PromptOp("ban_address", "p-1", ref="r2")
     with pytest.raises(vp.VjProtocolError, match="id"):
         parse(type="ban_address", ip="1.2.3.4")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("corners", [0.1, 0.0, 0.9, 0.0, 1.0, 1.0, 0.0, 1.0]),
+    ("mesh", []),
+    ("mesh", [3, 3]),
+    ("mesh", [16, 16, *[0.5] * 512]),
+    ("point", [4, 0.6, 0.45]),
+    ("masks", []),
+    ("masks", [4, 0.4, 0.4, 0.6, 0.4, 0.6, 0.6, 0.4, 0.6, 3, 0, 0, 0.2, 0, 0, 0.2]),
+])
+def test_mapping_commands_carry_each_edit_of_any_output(key: str, value: list[float]) -> None:
+    """corners, a whole mesh up to 16x16, one mesh point, the masks; for the output named."""
+    req = parse(type="command", action="mapping", name="side", key=key, value=value)
+    assert req == vp.CommandReq(Command(Action.MAPPING, tuple(float(v) for v in value), source="vj", name="side",
+                                        key=key))
+
+
+def test_a_mapping_without_a_value_removes_a_mesh() -> None:
+    """No value is an empty one: mesh [] and no value mean the same."""
+    req = parse(type="command", action="mapping", key="mesh")
+    assert req == vp.CommandReq(Command(Action.MAPPING, None, source="vj", key="mesh"))
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("corners", [0.0] * 6, "mapping corners: expected 8 numbers"),
+    ("corners", [], "mapping corners: expected 8 numbers"),
+    ("mesh", [17, 17], "mapping mesh: cols and rows: whole numbers from 2 to 16"),
+    ("mesh", [3, 3, 0.5, 0.5], "mapping mesh: expected [cols, rows] or 9 points for 3x3"),
+    ("mesh", [16, 16, *[0.5] * 513], "value: a list of 0 to 514 numbers"),
+    ("point", [4, 0.5], "mapping point: expected [index, x, y]"),
+    ("point", [1.5, 0.5, 0.5], "mapping point: index: a whole number"),
+    ("masks", [2, 0, 0, 1, 1], "mapping masks: mask 1: a vertex count of 3 to 256"),
+    ("masks", [4, 0, 0, 1, 0, 1, 1], "mapping masks: mask 1: expected 4 points"),
+    ("blend", [0.1], "mapping blend: unknown key 'blend'"),
+    ("", [0.1], "mapping: unknown key ''"),
+])
+def test_a_mapping_of_the_wrong_shape_is_refused_at_the_edge(key: str, value: list[float], words: str) -> None:
+    """Each key's exact shape is checked before the show sees it, with the problem in words."""
+    with pytest.raises(vp.VjProtocolError, match=re.escape(words)) as err:
+        parse(type="command", action="mapping", name="main", key=key, value=value)
+    assert err.value.code == "bad_message"
+
+
+def test_other_commands_keep_their_four_numbers() -> None:
+    """The mapping's long lists are for the mapping only."""
+    with pytest.raises(vp.VjProtocolError, match="1 to 4 numbers"):
+        parse(type="command", action="param", name="s", key="k", value=[0.0] * 8)
+    with pytest.raises(vp.VjProtocolError, match="1 to 4 numbers"):
+        parse(type="command", action="param", name="s", key="k", value=[])

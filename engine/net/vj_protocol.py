@@ -17,6 +17,8 @@ from typing import Any
 from engine.commands import Action, Command
 from engine.control.midi_map import Control, Target, check_mappable
 from engine.net.protocol import ProtocolError
+from engine.render.mapping_edits import MOST_VALUES as MAPPING_MOST
+from engine.render.mapping_edits import shape_problem as mapping_shape_problem
 from engine.scenes.scene import check_name
 
 MAX_REF = 64
@@ -131,14 +133,16 @@ def _number(value: object, what: str, ref: str | None) -> float:
     return float(value)
 
 
-def _value(data: Mapping[str, Any], ref: str | None, most: int = 4) -> float | tuple[float, ...] | None:
-    """``most``: the longest list allowed (4 for a colour; a mapping's corners are 8)."""
+def _value(data: Mapping[str, Any], ref: str | None, most: int = 4,
+           least: int = 1) -> float | tuple[float, ...] | None:
+    """``most``: the longest list allowed (4 for a colour; a mapping's whole 16x16 mesh is 514), ``least`` the
+    shortest (a mapping's ``[]`` removes a mesh or the masks)."""
     value = data.get("value")
     if value is None:
         return None
     if isinstance(value, list):
-        if not 1 <= len(value) <= most:
-            raise VjProtocolError("bad_message", f"value: a list of 1 to {most} numbers", ref)
+        if not least <= len(value) <= most:
+            raise VjProtocolError("bad_message", f"value: a list of {least} to {most} numbers", ref)
         return tuple(_number(v, "value", ref) for v in value)
     if isinstance(value, bool):
         return float(value)
@@ -158,11 +162,16 @@ def _command(data: Mapping[str, Any], ref: str | None) -> Command:
         raise VjProtocolError("bad_message", "slot: 0, 1 or 2", ref)
     name = _str(data, "name", ref, required=False)
     key = _str(data, "key", ref, required=False)
-    value = _value(data, ref, 8 if action is Action.MAPPING else 4)
+    mapping = action is Action.MAPPING
+    value = _value(data, ref, MAPPING_MOST, 0) if mapping else _value(data, ref)
     if action is Action.PARAM and (not name or not key or value is None):
         raise VjProtocolError("bad_message", "param needs name (shader), key (input) and value", ref)
-    if action is Action.MAPPING and (key != "corners" or not isinstance(value, tuple) or len(value) != 8):
-        raise VjProtocolError("bad_message", 'mapping needs key "corners" and value [x0, y0, .. x3, y3]', ref)
+    if mapping:
+        values = value if isinstance(value, tuple) else () if value is None else (value,)
+        problem = mapping_shape_problem(key, values)
+        if problem is not None:
+            raise VjProtocolError("bad_message", f"mapping {key[:40]}: {problem}" if key else f"mapping: {problem}",
+                                  ref)
     if action in (Action.SCENE_SAVE, Action.SCENE_DELETE):
         try:
             name = check_name(name)

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.audio.live import Heard
 from engine.config import Config, GenerationConfig, LocalConfig, StabilityConfig
-from engine.contract import ShaderInfo, ShaderProblem, ShowSnapshot
+from engine.contract import MappingOutput, ShaderInfo, ShaderProblem, ShowSnapshot
 from engine.control.midi_input import MidiState
 from engine.control.midi_map import target_dict
 from engine.gen.images import image_url
@@ -44,7 +44,15 @@ def show_state(snap: ShowSnapshot) -> dict[str, Any]:
         "scenes": [asdict(s) for s in snap.scenes], "scene": snap.scene, "scene_seq": snap.scene_seq,
         "scene_style": snap.scene_style, "mapping_name": snap.mapping_name,
         "mapping_corners": [round(v, 5) for v in snap.mapping_corners], "mapping_grid": snap.mapping_grid,
+        "mapping_outputs": [_mapping_output(o) for o in snap.mapping_outputs],
     }
+
+
+def _mapping_output(o: MappingOutput) -> dict[str, Any]:
+    """One venue output for the mapping editor: numbers flat as the mapping command takes them, rounded like
+    the corners (1e-5 of the screen is far below a pixel)."""
+    return {"name": o.name, "corners": [round(v, 5) for v in o.corners], "mesh": [round(v, 5) for v in o.mesh],
+            "masks": [round(v, 5) for v in o.masks]}
 
 
 def _output(o: OutputState) -> dict[str, Any]:

@@ -550,8 +550,7 @@ class ShowLoop:
                 scene_style=self.scenes.style,
                 caption=self.captions.text,
                 caption_hidden=self.captions.text_hidden,
-                mapping_corners=self.screen_map.corners, mapping_grid=self.screen_map.test_pattern,
-                mapping_name=self.screen_map.output_name,
+                **self.screen_map.snapshot_fields(),
             )
         )
 

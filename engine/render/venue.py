@@ -52,6 +52,7 @@ UNIT_CORNERS: Quad = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 FULL_REGION: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
 MESH_MIN, MESH_MAX = 2, 16  # control points per axis
 MAX_MASKS = 32
+MAX_SCREEN = 64  # as [window] screen
 MAX_MASK_VERTICES = 256
 CORNER_RANGE = (-1.0, 2.0)  # a corner may lie off the raster (the picture overscans it)
 GAMMA_RANGE = (1.0, 4.0)
@@ -104,6 +105,7 @@ class OutputMapping:
     mesh: Mesh | None = None
     blend: Blend = field(default_factory=Blend)
     masks: tuple[tuple[Point, ...], ...] = ()
+    screen: int | None = None  # the display its window goes fullscreen on (None: the one after the previous)
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ class _Reader:
         return Venue(outputs)
 
     def output(self, key: str, raw: Any) -> OutputMapping:
-        d = self.table(key, raw, ("name", "region", "corners", "mesh", "blend", "masks"))
+        d = self.table(key, raw, ("name", "region", "corners", "mesh", "blend", "masks", "screen"))
         name = d.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             raise self.fail(f"{key}.name", f"expected a name of 1 to 64 characters, got {name!r}")
@@ -355,7 +357,8 @@ class _Reader:
         mesh = None if "mesh" not in d else self.mesh(f"{key}.mesh", d["mesh"])
         blend = self.blend(f"{key}.blend", d.get("blend", {}), region)
         masks = self.masks(f"{key}.masks", d.get("masks", []))
-        return OutputMapping(name, region, corners, mesh, blend, masks)
+        screen = None if "screen" not in d else self.integer(f"{key}.screen", d["screen"], 0, MAX_SCREEN)
+        return OutputMapping(name, region, corners, mesh, blend, masks, screen)
 
     def region(self, key: str, raw: Any) -> tuple[float, float, float, float]:
         if not isinstance(raw, list | tuple) or len(raw) != 4:
@@ -469,6 +472,8 @@ def dumps_venue(venue: Venue) -> str:
         lines += ["", "[[output]]", f"name = {_string(o.name)}",
                   f"region = [{', '.join(_number(v) for v in o.region)}]",
                   f"corners = [{', '.join(_point(p) for p in o.corners)}]"]
+        if o.screen is not None:
+            lines.append(f"screen = {o.screen}")
         if o.masks:
             lines.append("masks = [")
             lines += [f"    [{', '.join(_point(p) for p in poly)}]," for poly in o.masks]

@@ -479,143 +479,556 @@
   }
   btnCaption.addEventListener("click", () => command("caption", { value: captionHidden ? 1 : 0 }));
 
-  /* Projection mapping: Map shows four handles over the preview at the mapped output's corners (0..1 of the
-     preview box); a drag sends the mapping command throttled and once at its end; Undo puts back the corners
-     from before the last drag (a history on this page). Like the sliders, the engine's echo of the corners
-     does not fight a drag in progress, nor one that just ended. */
+  /* Projection mapping: Map shows handles over the preview for one output of the venue profile (a selector
+     picks it when there are several), at output coordinates (0..1 of the preview box), in one of three modes.
+     Corners: the four corners. Mesh: one handle per control point, drawn where it lands on the output: a point
+     p lives in the corner-pinned square, so it shows at H(p), H the homography of the output's corners, and a
+     drag inverts H; lines join neighbouring points. Masks: the polygons (translucent black) and a handle per
+     vertex; a polygon drags whole, Add mask puts a quad in the middle, a double-click on a mask adds a vertex
+     on its nearest edge. A drag sends the mapping command throttled (a mesh point alone, as key "point") and
+     the whole value once at its end; Undo puts back the value from before the last edit, whatever the output
+     and the mode (a history on this page). Like the sliders, the engine's echo does not fight a drag in
+     progress, nor one that just ended. */
   const MAP_EVERY_MS = 100;
   const MAP_HISTORY = 50;
+  const MAP_MOST = 514;            // the most numbers one mapping command may carry: a whole 16x16 mesh
+  const MASKS_MAX = 32;
+  const MASK_VERTICES_MAX = 256;
+  const MESH_SIZES = ["2x2", "3x3", "4x4", "5x5", "6x6", "8x8", "16x16"];
+  const NEW_MASK = [0.375, 0.375, 0.625, 0.375, 0.625, 0.625, 0.375, 0.625];
   const CORNER_NAMES = ["top-left", "top-right", "bottom-right", "bottom-left"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const MODE_OF_KEY = { corners: "corners", mesh: "mesh", masks: "masks" };
   const btnMap = $("map");
   const btnGrid = $("grid");
   const btnUndo = $("map-undo");
   const mapOverlay = $("map-overlay");
   const mapQuad = $("map-quad");
-  const mapping = { on: false, name: "", corners: null, drag: null, touched: -Infinity, timer: 0, last: 0, history: [] };
+  const mapTools = $("map-tools");
+  const mapOutput = $("map-output");
+  const meshSize = $("map-mesh");
+  const meshLines = $("map-mesh-lines");
+  const maskLayer = $("map-masks");
+  const btnMaskAdd = $("map-mask-add");
+  const btnMaskDelete = $("map-mask-delete");
+  const modeButtons = Array.from(document.querySelectorAll(".map-mode"));
+  // corners: [x0, y0, .. x3, y3]; mesh: {cols, rows, pts: [x0, y0, ..]} or null; masks: [[x0, y0, ..], ..]: the
+  // selected output's, as the engine last told them or as edited here since.
+  const mapping = {
+    on: false, mode: "corners", outputs: [], name: "", seen: "", corners: null, mesh: null, masks: [], H: null,
+    selected: -1, drag: null, touched: -Infinity, timer: 0, last: 0, queued: null, history: [], built: null,
+    extra: [],
+  };
   const mapHandles = CORNER_NAMES.map((label, i) => {
     const el = h("button", { class: "map-handle", type: "button", "data-corner": i, "aria-label": "Corner " + label });
     mapOverlay.append(el);
     return el;
   });
 
-  function validCorners(v) {
-    return Array.isArray(v) && v.length === 8 && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  function svg(tag, attrs = {}) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    return el;
   }
+
+  const finite = (v) => typeof v === "number" && Number.isFinite(v);
+
+  function validCorners(v) {
+    return Array.isArray(v) && v.length === 8 && v.every(finite);
+  }
+
+  function parseMesh(v) {
+    if (!Array.isArray(v) || v.length < 2 || !v.every(finite)) return null;
+    const [cols, rows] = v;
+    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 2 || rows < 2 || cols > 16 || rows > 16) return null;
+    return v.length === 2 + 2 * cols * rows ? { cols, rows, pts: v.slice(2) } : null;
+  }
+
+  function identityMesh(cols, rows) {
+    const pts = [];
+    for (let j = 0; j < rows; j++) for (let i = 0; i < cols; i++) pts.push(round4(i / (cols - 1)), round4(j / (rows - 1)));
+    return { cols, rows, pts };
+  }
+
+  function parseMasks(v) {
+    const out = [];
+    if (!Array.isArray(v) || !v.every(finite)) return out;
+    for (let i = 0; i < v.length;) {
+      const n = v[i];
+      if (!Number.isInteger(n) || n < 3 || i + 1 + 2 * n > v.length) return [];
+      out.push(v.slice(i + 1, i + 1 + 2 * n));
+      i += 1 + 2 * n;
+    }
+    return out;
+  }
+
+  /** Every output of the venue, from the show message (an older engine tells only the first one's corners). */
+  function parseOutputs(msg) {
+    const list = Array.isArray(msg.mapping_outputs) ? msg.mapping_outputs : [];
+    const outputs = list.filter((o) => o && typeof o.name === "string" && validCorners(o.corners)).map((o) => ({
+      name: o.name, corners: o.corners.map(Number), mesh: parseMesh(o.mesh), masks: parseMasks(o.masks),
+    }));
+    if (!outputs.length && validCorners(msg.mapping_corners)) {
+      const name = typeof msg.mapping_name === "string" ? msg.mapping_name : "";
+      outputs.push({ name, corners: msg.mapping_corners.map(Number), mesh: null, masks: [] });
+    }
+    return outputs;
+  }
+
+  // The values as the mapping command takes them (and the history keeps them).
+  const meshValue = (m) => (m ? [m.cols, m.rows, ...m.pts.map(round4)] : []);
+  const masksValue = (list) => list.flatMap((p) => [p.length / 2, ...p.map(round4)]);
+
+  function valueOf(key) {
+    if (key === "corners") return mapping.corners.map(round4);
+    return key === "mesh" ? meshValue(mapping.mesh) : masksValue(mapping.masks);
+  }
+
+  function setValue(key, value) {
+    if (key === "corners") mapping.corners = value.slice();
+    else if (key === "mesh") mapping.mesh = parseMesh(value);
+    else mapping.masks = parseMasks(value);
+  }
+
+  /* The corner pin: H takes the unit square onto the corners (Heckbert's square-to-quad, as engine/render/venue.py),
+     a row-major 3x3 with H[8] = 1; null for a degenerate quad. */
+  function homography(c) {
+    const [x0, y0, x1, y1, x2, y2, x3, y3] = c;
+    const sx = x0 - x1 + x2 - x3;
+    const sy = y0 - y1 + y2 - y3;
+    let g = 0;
+    let k = 0;
+    if (Math.abs(sx) > 1e-9 || Math.abs(sy) > 1e-9) {
+      const dx1 = x1 - x2, dx2 = x3 - x2, dy1 = y1 - y2, dy2 = y3 - y2;
+      const den = dx1 * dy2 - dx2 * dy1;
+      if (Math.abs(den) < 1e-12) return null;
+      g = (sx * dy2 - dx2 * sy) / den;
+      k = (dx1 * sy - sx * dy1) / den;
+    }
+    return [x1 - x0 + g * x1, x3 - x0 + k * x3, x0, y1 - y0 + g * y1, y3 - y0 + k * y3, y0, g, k, 1];
+  }
+
+  function applyH(m, x, y) {
+    const w = m[6] * x + m[7] * y + m[8];
+    return [(m[0] * x + m[1] * y + m[2]) / w, (m[3] * x + m[4] * y + m[5]) / w];
+  }
+
+  function invert3(m) {
+    const [a, b, c, d, e, f, g, k, i] = m;
+    const A = e * i - f * k, B = f * g - d * i, C = d * k - e * g;
+    const det = a * A + b * B + c * C;
+    if (Math.abs(det) < 1e-12) return null;
+    return [A / det, (c * k - b * i) / det, (b * f - c * e) / det,
+      B / det, (a * i - c * g) / det, (c * d - a * f) / det,
+      C / det, (b * g - a * k) / det, (a * e - b * d) / det];
+  }
+
+  /* A handle's target: {key: "corners" | "mesh" | "masks", i: the corner, point or vertex (-1: a whole mask), m}. */
+  function targetOf(el) {
+    if (el.dataset.corner !== undefined) return { key: "corners", i: Number(el.dataset.corner) };
+    if (el.dataset.point !== undefined) return { key: "mesh", i: Number(el.dataset.point) };
+    return { key: "masks", m: Number(el.dataset.mask), i: el.dataset.vertex === undefined ? -1 : Number(el.dataset.vertex) };
+  }
+
+  /** Where a target shows, in output coordinates. */
+  function posOf(t) {
+    if (t.key === "corners") return [mapping.corners[2 * t.i], mapping.corners[2 * t.i + 1]];
+    if (t.key === "mesh") return applyH(mapping.H, mapping.mesh.pts[2 * t.i], mapping.mesh.pts[2 * t.i + 1]);
+    const p = mapping.masks[t.m];
+    return [p[2 * t.i], p[2 * t.i + 1]];
+  }
+
+  /** Put a target at output point (x, y), kept on the output; a mesh point goes through H's inverse. */
+  function moveTo(t, x, y) {
+    x = clamp(x, 0, 1);
+    y = clamp(y, 0, 1);
+    let p = mapping.corners;
+    if (t.key === "mesh") {
+      const inv = mapping.H && invert3(mapping.H);
+      if (!inv) return;
+      [x, y] = applyH(inv, x, y);
+      x = clamp(x, 0, 1);
+      y = clamp(y, 0, 1);
+      p = mapping.mesh.pts;
+    } else if (t.key === "masks") {
+      p = mapping.masks[t.m];
+    }
+    p[2 * t.i] = round4(x);
+    p[2 * t.i + 1] = round4(y);
+  }
+
+  /** A whole mask moved by (dx, dy) from its vertices ``from``, as far as it stays on the output. */
+  function shiftMask(m, from, dx, dy) {
+    const xs = from.filter((_, k) => k % 2 === 0);
+    const ys = from.filter((_, k) => k % 2 === 1);
+    dx = clamp(dx, Math.min(0, -Math.min(...xs)), Math.max(0, 1 - Math.max(...xs)));
+    dy = clamp(dy, Math.min(0, -Math.min(...ys)), Math.max(0, 1 - Math.max(...ys)));
+    mapping.masks[m] = from.map((v, k) => round4(v + (k % 2 === 0 ? dx : dy)));
+  }
+
+  /** The handles and polygons that depend on the mesh's size and the masks' vertex counts, made when those change. */
+  function buildHandles() {
+    const built = [mapping.mode, mapping.mesh ? mapping.mesh.cols + "x" + mapping.mesh.rows : "",
+      mapping.masks.map((p) => p.length / 2).join(",")].join("|");
+    if (built === mapping.built) return;
+    mapping.built = built;
+    for (const el of mapping.extra) el.remove();
+    mapping.extra = [];
+    const add = (el) => { mapOverlay.append(el); mapping.extra.push(el); };
+    if (mapping.mode === "mesh" && mapping.mesh) {
+      const { cols, rows } = mapping.mesh;
+      for (let k = 0; k < cols * rows; k++) {
+        add(h("button", { class: "map-handle map-point", type: "button", "data-point": k,
+          "aria-label": "Mesh point, column " + (k % cols + 1) + " of " + cols + ", row " + (Math.floor(k / cols) + 1) + " of " + rows }));
+      }
+    }
+    maskLayer.replaceChildren(...mapping.masks.map((_, m) => svg("polygon", { class: "map-mask", "data-mask": m })));
+    if (mapping.mode === "masks") {
+      mapping.masks.forEach((p, m) => {
+        for (let k = 0; k < p.length / 2; k++) {
+          add(h("button", { class: "map-handle map-vertex", type: "button", "data-mask": m, "data-vertex": k,
+            "aria-label": "Mask " + (m + 1) + ", vertex " + (k + 1) + " (Delete removes it)" }));
+        }
+      });
+    }
+  }
+
+  const at = (el, x, y) => {
+    el.style.left = x * 100 + "%";
+    el.style.top = y * 100 + "%";
+  };
+  const pointList = (flat) => flat.map((v, k) => (k % 2 ? "," : " ") + v).join("").trim();
 
   function placeHandles() {
     const c = mapping.corners;
     if (!c) return;
+    buildHandles();
+    mapping.H = homography(c);
+    mapOverlay.dataset.mode = mapping.mode;
     mapHandles.forEach((el, i) => {
-      el.style.left = c[2 * i] * 100 + "%";
-      el.style.top = c[2 * i + 1] * 100 + "%";
+      el.hidden = mapping.mode !== "corners";
+      at(el, c[2 * i], c[2 * i + 1]);
     });
-    mapQuad.setAttribute("points", [0, 1, 2, 3].map((i) => c[2 * i] + "," + c[2 * i + 1]).join(" "));
+    mapQuad.setAttribute("points", pointList(c));
+    let lines = "";
+    const mesh = mapping.mesh;
+    if (mapping.mode === "mesh" && mesh && mapping.H) {
+      const shown = [];
+      for (let k = 0; k < mesh.cols * mesh.rows; k++) shown.push(applyH(mapping.H, mesh.pts[2 * k], mesh.pts[2 * k + 1]));
+      const seg = (a, b) => "M" + shown[a][0].toFixed(5) + " " + shown[a][1].toFixed(5) + "L" + shown[b][0].toFixed(5) + " " + shown[b][1].toFixed(5);
+      for (let k = 0; k < shown.length; k++) {
+        if (k % mesh.cols < mesh.cols - 1) lines += seg(k, k + 1);
+        if (k + mesh.cols < shown.length) lines += seg(k, k + mesh.cols);
+      }
+      for (const el of mapping.extra) if (el.dataset.point !== undefined) at(el, ...shown[Number(el.dataset.point)]);
+    }
+    meshLines.setAttribute("d", lines);
+    Array.from(maskLayer.children).forEach((el, m) => {
+      el.setAttribute("points", pointList(mapping.masks[m]));
+      el.classList.toggle("selected", m === mapping.selected);
+    });
+    for (const el of mapping.extra) {
+      if (el.dataset.vertex === undefined) continue;
+      const m = Number(el.dataset.mask);
+      const k = Number(el.dataset.vertex);
+      at(el, mapping.masks[m][2 * k], mapping.masks[m][2 * k + 1]);
+      el.classList.toggle("selected", m === mapping.selected);
+    }
+    const masksMode = mapping.mode === "masks";
+    meshSize.hidden = mapping.mode !== "mesh";
+    btnMaskAdd.hidden = btnMaskDelete.hidden = !masksMode;
+    btnMaskDelete.disabled = mapping.selected < 0;
     setText($("map-info"), mapping.on ? mapping.name : "");
+  }
+
+  function fillMeshSizes() {
+    const current = mapping.mesh ? mapping.mesh.cols + "x" + mapping.mesh.rows : "";
+    const sizes = ["", ...MESH_SIZES];
+    if (current && !sizes.includes(current)) sizes.push(current);
+    if (Array.from(meshSize.options).map((o) => o.value).join(" ") !== sizes.join(" ")) {
+      meshSize.replaceChildren(...sizes.map((s) => h("option", { value: s, text: s ? s.replace("x", " × ") : "off" })));
+    }
+    meshSize.value = current;
+  }
+
+  function fillOutputs() {
+    const names = mapping.outputs.map((o) => o.name);
+    if (Array.from(mapOutput.options).map((o) => o.value).join("\n") !== names.join("\n")) {
+      mapOutput.replaceChildren(...names.map((n) => h("option", { value: n, text: n })));
+    }
+    mapOutput.hidden = names.length < 2;
+    mapOutput.value = mapping.name;
+  }
+
+  /** The selected output's geometry as the engine last told it. */
+  function loadSelected() {
+    const o = mapping.outputs.find((x) => x.name === mapping.name) || mapping.outputs[0];
+    mapping.name = o.name;
+    mapping.corners = o.corners.slice();
+    mapping.mesh = o.mesh ? { cols: o.mesh.cols, rows: o.mesh.rows, pts: o.mesh.pts.slice() } : null;
+    mapping.masks = o.masks.map((p) => p.slice());
+    if (mapping.selected >= mapping.masks.length) mapping.selected = -1;
+    fillOutputs();
+    fillMeshSizes();
   }
 
   function setMapOn(on) {
     mapping.on = on && !!mapping.corners;
     btnMap.setAttribute("aria-pressed", mapping.on ? "true" : "false");
     mapOverlay.hidden = !mapping.on;
+    mapTools.hidden = !mapping.on;
     previewWrap.classList.toggle("mapping", mapping.on);
+    placeHandles();
+  }
+
+  function setMode(mode) {
+    mapping.mode = mode;
+    modeButtons.forEach((b) => b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false"));
     placeHandles();
   }
 
   function showMapping(msg) {
     btnGrid.setAttribute("aria-pressed", msg.mapping_grid ? "true" : "false");
-    const corners = validCorners(msg.mapping_corners) ? msg.mapping_corners.map(Number) : null;
-    mapping.name = typeof msg.mapping_name === "string" ? msg.mapping_name : "";
-    btnMap.disabled = !corners;
-    if (!corners) {
-      mapping.corners = null;
-      mapping.history = [];
+    const outputs = parseOutputs(msg);
+    btnMap.disabled = !outputs.length;
+    if (!outputs.length) {
+      Object.assign(mapping, { outputs: [], corners: null, mesh: null, masks: [], history: [], seen: "" });
       btnUndo.disabled = true;
       if (mapping.on) setMapOn(false);
       return;
     }
     if (mapping.drag || performance.now() - mapping.touched < ECHO_GUARD_MS) return;
-    mapping.corners = corners;
+    // Every show message carries the venue: take it only when it changed, or when this page edited since.
+    const seen = JSON.stringify(outputs);
+    if (seen === mapping.seen) return;
+    mapping.seen = seen;
+    mapping.outputs = outputs;
+    loadSelected();
     placeHandles();
   }
 
-  function sendMapping() {
+  function sendMapping(name, key, value) {
     clearTimeout(mapping.timer);
     mapping.timer = 0;
+    mapping.queued = null;
     mapping.last = performance.now();
-    command("mapping", { name: mapping.name, key: "corners", value: mapping.corners.map(round4) });
+    command("mapping", { name, key, value });
   }
 
-  function queueMapping() {
+  /** Send at most one mapping command per MAP_EVERY_MS; ``value()`` is called when it goes, so it is the newest. */
+  function queueMapping(key, value) {
+    mapping.queued = { name: mapping.name, key, value };
     if (mapping.timer) return;
+    const fire = () => {
+      const q = mapping.queued;
+      const v = q && q.value();
+      if (v) sendMapping(q.name, q.key, v);
+    };
     const wait = mapping.last + MAP_EVERY_MS - performance.now();
-    if (wait <= 0) sendMapping();
-    else mapping.timer = setTimeout(sendMapping, wait);
+    if (wait <= 0) fire();
+    else mapping.timer = setTimeout(fire, wait);
   }
 
-  function remember(corners) {
-    mapping.history.push(corners);
+  /** While a target moves: a mesh point alone (key "point"), else the whole value of its key. */
+  function sendLive(t) {
+    if (t.key !== "mesh") {
+      queueMapping(t.key, () => valueOf(t.key));
+      return;
+    }
+    const i = t.i;
+    queueMapping("point", () => (mapping.mesh ? [i, round4(mapping.mesh.pts[2 * i]), round4(mapping.mesh.pts[2 * i + 1])] : null));
+  }
+
+  function remember(name, key, value) {
+    mapping.history.push({ name, key, value });
     if (mapping.history.length > MAP_HISTORY) mapping.history.shift();
     btnUndo.disabled = false;
   }
 
-  mapHandles.forEach((el, i) => {
-    el.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0 || !mapping.corners) return;
-      e.preventDefault();
-      try { el.setPointerCapture(e.pointerId); } catch (err) { /* synthetic pointer */ }
-      // The corner moves by the pointer's travel, so grabbing a handle off its centre does not make it jump.
-      mapping.drag = { i, id: e.pointerId, x: e.clientX, y: e.clientY, from: mapping.corners.slice() };
-      el.classList.add("active");
-    });
-    el.addEventListener("pointermove", (e) => {
-      const d = mapping.drag;
-      if (!d || d.i !== i || d.id !== e.pointerId) return;
-      const r = mapOverlay.getBoundingClientRect();
-      if (r.width <= 0 || r.height <= 0) return;
-      mapping.corners[2 * i] = round4(clamp(d.from[2 * i] + (e.clientX - d.x) / r.width, 0, 1));
-      mapping.corners[2 * i + 1] = round4(clamp(d.from[2 * i + 1] + (e.clientY - d.y) / r.height, 0, 1));
-      mapping.touched = performance.now();
-      placeHandles();
-      queueMapping();
-    });
-    const end = (e) => {
-      const d = mapping.drag;
-      if (!d || d.i !== i || d.id !== e.pointerId) return;
-      mapping.drag = null;
-      mapping.touched = performance.now();
-      el.classList.remove("active");
-      if (d.from.some((v, k) => v !== mapping.corners[k])) {
-        remember(d.from);
-        sendMapping();
+  /** This page changed the selected output's ``key``: show it, keep the echo off it, send it. */
+  function edited(key, before, live) {
+    remember(mapping.name, key, before);
+    mapping.touched = performance.now();
+    mapping.seen = "";
+    placeHandles();
+    if (live) sendLive(live);
+    else sendMapping(mapping.name, key, valueOf(key));
+  }
+
+  function fits(masks) {
+    if (masksValue(masks).length <= MAP_MOST) return true;
+    toast("Too many mask vertices for one edit from this page (" + MAP_MOST + " numbers): edit the venue file", "local");
+    return false;
+  }
+
+  mapOverlay.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0 || !mapping.corners || mapping.drag) return;
+    const el = e.target.closest(".map-handle, .map-mask");
+    if (!el) {
+      if (mapping.selected >= 0) {
+        mapping.selected = -1;
+        placeHandles();
       }
-    };
-    el.addEventListener("pointerup", end);
-    el.addEventListener("pointercancel", end);
-    el.addEventListener("lostpointercapture", end);
-    el.addEventListener("keydown", (e) => {
-      const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
-      if (!step || !mapping.corners) return;
+      return;
+    }
+    const t = targetOf(el);
+    if (t.key === "mesh" && !mapping.H) return;
+    e.preventDefault();
+    try { el.setPointerCapture(e.pointerId); } catch (err) { /* synthetic pointer */ }
+    if (t.key === "masks") mapping.selected = t.m;
+    // A target moves by the pointer's travel, so grabbing a handle off its centre does not make it jump.
+    mapping.drag = { t, el, name: mapping.name, id: e.pointerId, x: e.clientX, y: e.clientY, before: valueOf(t.key),
+      from: t.i < 0 ? mapping.masks[t.m].slice() : posOf(t) };
+    el.classList.add("active");
+    placeHandles();
+  });
+  mapOverlay.addEventListener("pointermove", (e) => {
+    const d = mapping.drag;
+    if (!d || d.id !== e.pointerId) return;
+    const r = mapOverlay.getBoundingClientRect();
+    if (r.width <= 0 || r.height <= 0) return;
+    const dx = (e.clientX - d.x) / r.width;
+    const dy = (e.clientY - d.y) / r.height;
+    if (d.t.i < 0) shiftMask(d.t.m, d.from, dx, dy);
+    else moveTo(d.t, d.from[0] + dx, d.from[1] + dy);
+    mapping.touched = performance.now();
+    mapping.seen = "";
+    placeHandles();
+    sendLive(d.t);
+  });
+  const endDrag = (e) => {
+    const d = mapping.drag;
+    if (!d || d.id !== e.pointerId) return;
+    mapping.drag = null;
+    mapping.touched = performance.now();
+    d.el.classList.remove("active");
+    const now = valueOf(d.t.key);
+    if (JSON.stringify(now) !== JSON.stringify(d.before)) {
+      remember(d.name, d.t.key, d.before);
+      sendMapping(d.name, d.t.key, now);
+    }
+  };
+  mapOverlay.addEventListener("pointerup", endDrag);
+  mapOverlay.addEventListener("pointercancel", endDrag);
+  mapOverlay.addEventListener("lostpointercapture", endDrag);
+  mapOverlay.addEventListener("keydown", (e) => {
+    const el = e.target.closest(".map-handle");
+    if (!el || !mapping.corners || mapping.drag) return;
+    const t = targetOf(el);
+    if (t.key === "mesh" && !mapping.H) return;
+    if ((e.key === "Delete" || e.key === "Backspace") && t.key === "masks") {
       e.preventDefault();
-      const f = e.shiftKey ? 0.01 : 0.001;
-      remember(mapping.corners.slice());
-      mapping.corners[2 * i] = round4(clamp(mapping.corners[2 * i] + step[0] * f, 0, 1));
-      mapping.corners[2 * i + 1] = round4(clamp(mapping.corners[2 * i + 1] + step[1] * f, 0, 1));
-      mapping.touched = performance.now();
-      placeHandles();
-      queueMapping();
-    });
+      const before = valueOf("masks");
+      const p = mapping.masks[t.m];
+      if (p.length > 6) p.splice(2 * t.i, 2);  // a mask keeps 3 vertices; the Delete mask button removes it
+      else mapping.masks.splice(t.m, 1);
+      mapping.selected = -1;
+      edited("masks", before);
+      return;
+    }
+    const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    const f = e.shiftKey ? 0.01 : 0.001;
+    const before = valueOf(t.key);
+    const p = posOf(t);
+    moveTo(t, p[0] + step[0] * f, p[1] + step[1] * f);
+    edited(t.key, before, t);
+  });
+  // A double-click on a mask adds a vertex where the click is, on the mask's edge nearest to it.
+  maskLayer.addEventListener("dblclick", (e) => {
+    const el = e.target.closest(".map-mask");
+    if (!el || mapping.mode !== "masks") return;
+    const m = Number(el.dataset.mask);
+    const p = mapping.masks[m];
+    if (!p || p.length / 2 >= MASK_VERTICES_MAX) return;
+    const r = mapOverlay.getBoundingClientRect();
+    const x = (e.clientX - r.left) / r.width;
+    const y = (e.clientY - r.top) / r.height;
+    let best = 0;
+    let bestD = Infinity;
+    const n = p.length / 2;
+    for (let k = 0; k < n; k++) {
+      // Distance in pixels from the click to edge k (vertex k to k + 1).
+      const ax = p[2 * k] * r.width, ay = p[2 * k + 1] * r.height;
+      const bx = p[2 * ((k + 1) % n)] * r.width, by = p[2 * ((k + 1) % n) + 1] * r.height;
+      const px = x * r.width, py = y * r.height;
+      const len = (bx - ax) ** 2 + (by - ay) ** 2;
+      const u = len > 0 ? clamp(((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / len, 0, 1) : 0;
+      const dist = Math.hypot(ax + u * (bx - ax) - px, ay + u * (by - ay) - py);
+      if (dist < bestD) {
+        bestD = dist;
+        best = k;
+      }
+    }
+    const before = valueOf("masks");
+    const next = mapping.masks.map((q) => q.slice());
+    next[m].splice(2 * best + 2, 0, round4(clamp(x, 0, 1)), round4(clamp(y, 0, 1)));
+    if (!fits(next)) return;
+    mapping.masks = next;
+    mapping.selected = m;
+    edited("masks", before);
   });
 
   btnMap.addEventListener("click", () => setMapOn(!mapping.on));
   btnGrid.addEventListener("click", () => command("grid"));
+  modeButtons.forEach((b) => b.addEventListener("click", () => setMode(b.dataset.mode)));
+  mapOutput.addEventListener("change", () => {
+    if (mapping.drag) return;
+    mapping.name = mapOutput.value;
+    mapping.selected = -1;
+    loadSelected();
+    placeHandles();
+  });
+  meshSize.addEventListener("change", () => {
+    if (mapping.drag || !mapping.corners) return;
+    const m = /^(\d+)x(\d+)$/.exec(meshSize.value);
+    const before = valueOf("mesh");
+    mapping.mesh = m ? identityMesh(Number(m[1]), Number(m[2])) : null;
+    remember(mapping.name, "mesh", before);
+    mapping.touched = performance.now();
+    mapping.seen = "";
+    fillMeshSizes();
+    placeHandles();
+    sendMapping(mapping.name, "mesh", m ? [Number(m[1]), Number(m[2])] : []);
+  });
+  btnMaskAdd.addEventListener("click", () => {
+    if (mapping.drag || !mapping.corners) return;
+    if (mapping.masks.length >= MASKS_MAX) {
+      toast("At most " + MASKS_MAX + " masks per output", "local");
+      return;
+    }
+    const next = [...mapping.masks.map((q) => q.slice()), NEW_MASK.slice()];
+    if (!fits(next)) return;
+    const before = valueOf("masks");
+    mapping.masks = next;
+    mapping.selected = next.length - 1;
+    edited("masks", before);
+  });
+  btnMaskDelete.addEventListener("click", () => {
+    if (mapping.drag || mapping.selected < 0 || mapping.selected >= mapping.masks.length) return;
+    const before = valueOf("masks");
+    mapping.masks.splice(mapping.selected, 1);
+    mapping.selected = -1;
+    edited("masks", before);
+  });
   btnUndo.addEventListener("click", () => {
     if (mapping.drag || !mapping.history.length) return;
-    const before = mapping.history.pop();
+    const last = mapping.history.pop();
     btnUndo.disabled = mapping.history.length === 0;
-    mapping.corners = before.slice();
+    if (last.name !== mapping.name && mapping.outputs.some((o) => o.name === last.name)) {
+      mapping.name = last.name;
+      mapping.selected = -1;
+      loadSelected();
+    }
+    if (mapping.on && mapping.mode !== MODE_OF_KEY[last.key]) setMode(MODE_OF_KEY[last.key]);
+    setValue(last.key, last.value);
+    if (mapping.selected >= mapping.masks.length) mapping.selected = -1;
     mapping.touched = performance.now();
+    mapping.seen = "";
+    fillMeshSizes();
     placeHandles();
-    sendMapping();
+    sendMapping(last.name, last.key, last.value);
   });
 
   /* The dream layer's mix: a slider like a parameter's (throttled, and the engine's echo does not fight a drag). */
@@ -1073,7 +1486,6 @@
   const sceneList = $("scene-list");
   const sceneName = $("scene-name");
   let scenesSig = "";
-  let sceneSeq = null;             // the engine's recall count when we last looked (null: not yet)
 
   function sceneNames() {
     const s = state.show;
@@ -1084,7 +1496,6 @@
     const scenes = Array.isArray(msg.scenes) ? msg.scenes.filter((s) => s && typeof s.name === "string") : [];
     const current = typeof msg.scene === "string" ? msg.scene : "";
     setText($("scene-current"), current || "—");
-    sceneStyle(msg);
     const sig = JSON.stringify([scenes, current]);
     if (sig === scenesSig) return;   // the show message comes ten times a second: rebuild on change only
     scenesSig = sig;
@@ -1112,24 +1523,6 @@
                      "aria-current": current ? "true" : null },
       h("span", { class: "scene-index", text: String(n) }), recall, learn, del,
       s.error ? h("span", { class: "scene-error", text: s.error }) : null);
-  }
-
-  /* A recall (from here, another page, MIDI, OSC or the keys) brings its scene's generation style: the
-     style lives backstage, so the page that sees the recall asks for it as a settings change. */
-  function sceneStyle(msg) {
-    const seq = num(msg.scene_seq, 0);
-    const first = sceneSeq === null;
-    const recalled = !first && seq > sceneSeq;
-    sceneSeq = seq;
-    if (!recalled || typeof msg.scene_style !== "string" || !state.generation) return;
-    if (same(msg.scene_style, serverValue("style_preset"))) return;
-    const values = { style_preset: msg.scene_style };
-    send({ type: "settings", values }, {
-      onAck: () => {
-        if (state.generation && state.generation.settings) Object.assign(state.generation.settings, values);
-        if (!dirty.has("style_preset")) showField("style_preset");
-      },
-    });
   }
 
   function saveScene() {
