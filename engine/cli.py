@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stagecraft: real-time visuals for live shows.",
         epilog="Also: python -m engine check-shaders PATH...  (parse, compile and draw each shader once); "
                "python -m engine devices  (list sound inputs); python -m engine beats FILE [--bpm]; "
-               "python -m engine models list|pull NAME [--to DIR]  (local AI models)",
+               "python -m engine models list|pull NAME [--to DIR]  (local AI models); "
+               "python -m engine show|intake|generate ...  (the cluster's roles over Redis: docs/cluster.md)",
     )
     p.add_argument("--version", action="version", version=f"stagecraft {__version__}")
     p.add_argument("--config", type=Path, help="config file (default ./config.toml)")
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effect in the chain, repeatable up to 3 (--effect none: no effect)")
     p.add_argument("--transition", metavar="NAME", help="transition: crossfade or a library name")
     p.add_argument("--hud", action="store_true", default=None, help="show the HUD at start")
+    p.add_argument("--redis", metavar="URL", help="Redis URL for `python -m engine show` ([cluster] redis)")
     p.add_argument("--venue", metavar="FILE", help="venue profile for projection mapping (venue.toml)")
     p.add_argument("--ndi", metavar="NAME", help="send the program as this NDI source")
     p.add_argument("--virtualcam", action="store_true", default=None, help="send the program to a virtual camera")
@@ -141,6 +142,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "shaders.transition": args.transition,
         "overlay.hud": args.hud,
         "show.venue": args.venue,
+        "cluster.redis": args.redis,
         "output.ndi": args.ndi,
         "output.virtualcam": args.virtualcam,
         "output.syphon": args.syphon,
@@ -175,6 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.gen.local.models_cli import main as models
 
         return models(argv[1:])
+    if argv and argv[0] in ("intake", "generate"):  # the cluster's roles without a screen (docs/cluster.md)
+        from engine.cluster.roles_cli import main as role_main
+
+        return role_main(argv[0], argv[1:])
+    show_role = bool(argv) and argv[0] == "show"  # the show joined to the cluster's Redis ([cluster] redis)
+    if show_role:
+        argv = argv[1:]
     if argv and argv[0] == "beats":
         setup_logging("warning")
         from engine.audio.beats_cli import main as beats
@@ -194,7 +203,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"config error: {err}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(cfg.log.level)
+    if not show_role:
+        if cfg.cluster.redis:
+            log.info("[cluster] redis is set, but `python -m engine` runs all in one, without Redis; "
+                     "`python -m engine show` joins the cluster")
+            cfg = config_mod.with_overrides(cfg, {"cluster.redis": ""})
+    elif not _cluster_reachable(cfg):
+        return EXIT_FAILURE
     return run_show(cfg, args)
+
+
+def _cluster_reachable(cfg: config_mod.Config) -> bool:
+    """The show role's start-up check: Redis answers, or one line and exit code 1."""
+    import asyncio
+
+    from engine.cluster.link import ClusterError, close, connect
+
+    async def check() -> None:
+        await close(await connect(cfg.cluster.redis))
+
+    try:
+        asyncio.run(check())
+    except ClusterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_show(cfg: config_mod.Config, args: argparse.Namespace) -> int:
@@ -221,22 +254,11 @@ def run_show(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             if args.stability_mock:
-                opts.cfg = stack.enter_context(_stability_mock(opts.cfg, args.mock_latency))
+                from engine.gen.mock_stability import rehearsal
+
+                opts.cfg = stack.enter_context(rehearsal(opts.cfg, args.mock_latency))
             app.run(opts, headless=headless)
     except EngineError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
-
-
-@contextlib.contextmanager
-def _stability_mock(cfg: config_mod.Config, latency: float) -> Iterator[config_mod.Config]:
-    """Run the loopback Stability mock for this show and point the client at it."""
-    from engine.gen.mock_stability import MockStabilityServer, serve_in_thread
-
-    with serve_in_thread(MockStabilityServer("sk-mock-rehearsal", latency=latency, scale=0.5)) as mock:
-        log.info("rehearsal: Stability API mocked at %s (%.1f s per image)", mock.url, latency)
-        # The environment would win over the config: point both at the mock for this process.
-        os.environ["STABILITY_API_KEY"] = "sk-mock-rehearsal"
-        os.environ["STABILITY_API_HOST"] = mock.url
-        yield config_mod.with_overrides(cfg, {"generation.backend": "stability", "stability.api_host": mock.url})

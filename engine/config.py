@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -360,6 +361,31 @@ class InputConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    redis: str = knob("", doc='Redis URL for the intake/show/generate roles, e.g. "redis://host:6379/0"; empty = one '
+                      "process, no Redis")
+    show: str = knob("main", doc="the show (screen) this process belongs to: its prompts, statuses and images")
+    claim_after: float = knob(300.0, min=5.0, max=86400.0, doc="seconds a generation job may stay unfinished before "
+                              "another worker takes it over (longer than the slowest generation)")
+    history_ttl: float = knob(86400.0, min=60.0, max=2592000.0, doc="seconds a phone's statuses and the show's "
+                              "images stay in Redis after their last change")
+    image_cache_mb: int = knob(512, min=16, max=65536, doc="Redis memory for images the intakes serve; the oldest "
+                               "go first (the show's disk keeps them all)")
+    intakes: tuple[str, ...] = knob((), max=64, doc="public URLs of every intake, for phones to move to when theirs "
+                                    "goes away; empty = reconnect to the same address")
+    workers: int = knob(1, min=1, max=64, doc="generations one generate process runs at once")
+
+    def __post_init__(self) -> None:
+        if self.redis and not re.fullmatch(r"(rediss?|unix)://\S+", self.redis):
+            raise ConfigError("[cluster] redis", f"got {self.redis!r}, expected a URL like \"redis://host:6379/0\"")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.show):
+            raise ConfigError("[cluster] show", f"got {self.show!r}, expected 1 to 40 letters, digits, _ or -")
+        for url in self.intakes:
+            if not re.fullmatch(r"https?://[^\s/]+/?", url):
+                raise ConfigError("[cluster] intakes", f"got {url!r}, expected URLs like \"http://10.0.0.5:3000\"")
+
+
+@dataclass(frozen=True)
 class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
@@ -382,6 +408,7 @@ class Config:
     record: RecordConfig = field(default_factory=RecordConfig)
     input: InputConfig = field(default_factory=InputConfig)
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

@@ -16,6 +16,8 @@
     ├── LedgerError                  an operation on a prompt the ledger cannot act on (ledger.py)
     ├── OscError                     an OSC message with no meaning here (control/osc_map.py)
     ├── RecordError                  a recording could not start: folder, file or preset (output/record.py)
+    ├── ClusterError                 Redis cannot be used by a cluster role: unreachable, refused (cluster/link.py)
+    ├── WireError                    a Redis stream entry or message that cannot be read (cluster/wire.py)
     └── ParamError                   a shader parameter value out of its type or range (shaders/params.py)
 
 Signals that never leave their module, and so stay outside the tree: ``usage.UsageError`` (a bad flag:

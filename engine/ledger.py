@@ -155,6 +155,8 @@ class Ledger:
         self._stored: dict[str, StoredImage] = {}  # this show's stored images by id (gallery and re-show)
         self.last_image: str | None = None  # the newest stored image (image-to-image from the previous one)
         self._rehand: list[tuple[Prompt, StoredImage]] = []
+        # A ban ("client" or "address", who), told beyond this show: every intake's gate (engine/cluster).
+        self.on_ban: Callable[[str, str], None] = lambda _kind, _who: None
 
     @property
     def prompts(self) -> Mapping[str, Prompt]:
@@ -171,12 +173,18 @@ class Ledger:
         return {"moderation": self.audience.cfg.moderation}
 
     # --- intake ------------------------------------------------------------------------------
-    def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> Step:
-        """A phone's prompt: queued (journaled before the phone hears it) or refused with a reason."""
+    def submit(self, client_id: str, ip: str, text: str, ref: str | None = None,
+               prompt_id: str | None = None) -> Step:
+        """A phone's prompt: queued (journaled before the phone hears it) or refused with a reason.
+
+        ``prompt_id``: given by an intake (engine/cluster); the same id again is the same prompt, told again
+        where it stands and not written twice (delivery over Redis is at least once).
+        """
         self.last_prompt_at = self.clock()
-        outbox = self.audience.submit(client_id, ip, text, ref)
-        writes = [RecordPrompt(s.id, client_id, s.text, self._settings())
-                  for _c, s in outbox if s.state is State.QUEUED]
+        known = prompt_id is not None and prompt_id in self.audience.prompts
+        outbox = self.audience.submit(client_id, ip, text, ref, prompt_id)
+        writes = [] if known else [RecordPrompt(s.id, client_id, s.text, self._settings())
+                                   for _c, s in outbox if s.state is State.QUEUED]
         return self._emit(outbox, writes, wake=bool(writes))
 
     def submit_vj(self, text: str) -> str:
@@ -209,10 +217,12 @@ class Ledger:
 
     def ban(self, client_id: str) -> Step:
         """No more prompts from this phone this show; its waiting prompts are refused."""
+        self.on_ban("client", client_id)
         return self._banned(self.audience.ban(client_id))
 
     def ban_address(self, ip: str) -> Step:
         """No more prompts from this address this show (every phone behind it); its waiting prompts are refused."""
+        self.on_ban("address", ip)
         return self._banned(self.audience.ban_address(ip))
 
     def _banned(self, out: Outbox) -> Step:

@@ -13,7 +13,7 @@ VENV=".venv"
 run_pkgs=(libgl1 libegl1 libportaudio2 libasound2)  # libasound2: python-rtmidi (MIDI) links it
 # jackd2: a dummy JACK server gives the MIDI tests real ports without a sound card. Its debconf
 # question (realtime priority) takes its default, "no", when DEBIAN_FRONTEND=noninteractive.
-test_pkgs=(xvfb xauth xdotool chromium iproute2 jackd2)
+test_pkgs=(xvfb xauth xdotool chromium iproute2 jackd2 redis-server)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

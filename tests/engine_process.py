@@ -30,7 +30,7 @@ class EngineProcess:
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, module: str = "engine") -> None:
         """``module``: what ``python -m`` runs (a test's launcher that wraps the engine's main)."""
         full_env = {**(env or os.environ), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        if "--port" not in args and (not args or args[0] != "check-shaders"):
+        if module == "engine" and "--port" not in args and (not args or args[0] not in ("check-shaders", "generate")):
             # Never the default 3000: a show (or another test run) may be using it.
             args = [*args, "--port", str(free_port())]
         self.proc = subprocess.Popen(

@@ -26,6 +26,8 @@
   var ws = null, online = false, attempts = 0, lastMsg = 0, lastPing = 0, startedAt = 0;
   var reconnectTimer = 0, bannerTimer = 0, errorTimer = 0, countdownTimer = 0;
   var retryUntil = 0, refSeq = 0;
+  var intakes = [];        // [cluster] intakes, from the welcome: where to go when this one goes away
+  var intakeBase = null;   // the intake in use (null: the address this page came from)
   var items = new Map();   // prompt id -> {el, data}
   var pending = [];        // [{ref, text, el}] sent, no reply yet (oldest first)
 
@@ -441,6 +443,9 @@
     feedOn = msg.feed === true;
     if (!feedOn) feedEl.hidden = true;
     captionsRow.hidden = msg.captions !== true;   // the prompt's words go on the big screen with its image
+    intakes = Array.isArray(msg.intakes) ? msg.intakes.filter(function (u) {
+      return typeof u === "string" && /^https?:\/\/[^\s\/]+\/?$/.test(u);
+    }) : [];
 
     // Rebuild the list from what the server knows.
     var stale = pending;
@@ -517,7 +522,7 @@
 
   /* ---------- connection ---------- */
   function wsUrl() {
-    var u = new URL("ws", location.href);
+    var u = new URL("ws", intakeBase || location.href);
     u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     u.search = "?client=" + encodeURIComponent(clientId);
     u.hash = "";
@@ -588,7 +593,16 @@
     }
     setBanner(true, "banner.offline");
     updateComposer();
+    moveIntake();
     scheduleReconnect();
+  }
+
+  // A cluster's intake went away: try another of those the welcome named (the phone's id and history go
+  // with it, kept in Redis). Without a list the same address is tried again (DNS round-robin, a balancer).
+  function moveIntake() {
+    var here = new URL(intakeBase || location.href).origin;
+    var others = intakes.filter(function (u) { return new URL(u).origin !== here; });
+    if (others.length) intakeBase = others[Math.floor(Math.random() * others.length)];
   }
 
   function scheduleReconnect() {

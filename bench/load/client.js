@@ -15,6 +15,11 @@
  * The same client also drives the same-run baseline: after the engine's phones have closed, the
  * parent sends "connect" again with the URL of the Node relay (relay.js), which speaks enough of
  * the phone protocol that nothing here changes.
+ *
+ * bench/cluster.py times pushes that reach phones as feed lines instead (an intake relays the
+ * show's feed channel to its phones): a feed whose text is "bench-push SEQ SENT_MS" is timed like a
+ * stamped status, under the id "feed-SEQ", and counted per phone ("pushes" reports how many phones
+ * got how many of them).
  */
 
 const WebSocket = require('ws');
@@ -33,6 +38,16 @@ const counters = { pongs: 0, errors: 0, bad: 0, other: 0, feed: 0, pings: 0 };
 
 // push seq -> arrival - sent (ms, this process's clock minus the engine's stamp)
 const pushes = new Map();
+const BENCH_FEED = /^bench-push (\d+) (\d+(?:\.\d+)?)$/; // a timed feed line from bench/cluster.py
+
+function notePush(id, lat) {
+  let arr = pushes.get(id);
+  if (arr === undefined) {
+    arr = [];
+    pushes.set(id, arr);
+  }
+  arr.push(lat);
+}
 
 // the prompt phase
 let prompts = null;
@@ -75,12 +90,7 @@ function onMessage(phone, data) {
       break;
     case 'status':
       if (m.sent !== undefined) {
-        let arr = pushes.get(m.id);
-        if (arr === undefined) {
-          arr = [];
-          pushes.set(m.id, arr);
-        }
-        arr.push(t - m.sent);
+        notePush(m.id, t - m.sent);
       } else if (prompts !== null && typeof m.ref === 'string' && m.ref.startsWith('q')) {
         const k = Number(m.ref.slice(1));
         if (k >= 0 && k < prompts.count && prompts.ackAt[k] < 0) {
@@ -108,9 +118,15 @@ function onMessage(phone, data) {
         }
       }
       break;
-    case 'feed':
+    case 'feed': {
       counters.feed++;
+      const f = typeof m.text === 'string' ? BENCH_FEED.exec(m.text) : null;
+      if (f !== null) {
+        notePush(`feed-${f[1]}`, t - Number(f[2]));
+        phone.benchFeeds = (phone.benchFeeds || 0) + 1;
+      }
       break;
+    }
     default:
       counters.other++;
   }
@@ -208,10 +224,12 @@ function startPings() {
   }, PING_TICK_MS);
 }
 
+// cmd.cycle: the phones take turns, each sending again once every phone has sent (bench/cluster.py,
+// more prompts than phones); without it each phone sends one prompt at most.
 function sendPrompts(cmd) {
   const { rate, maxOutstanding, windowMs, graceMs, texts } = cmd;
   const open = phones.filter((p) => p && p.welcomed && !p.closed);
-  const count = Math.min(cmd.count, open.length);
+  const count = cmd.cycle && open.length > 0 ? cmd.count : Math.min(cmd.count, open.length);
   prompts = {
     count,
     sendAt: new Float64Array(count).fill(-1),
@@ -235,7 +253,7 @@ function sendPrompts(cmd) {
           throttled++;
           break;
         }
-        const phone = open[sent];
+        const phone = open[sent % open.length];
         const text = texts[sent % texts.length];
         P.sendAt[sent] = clock();
         phone.ws.send(JSON.stringify({ type: 'prompt', text, ref: `q${sent}` }));
@@ -254,7 +272,7 @@ function sendPrompts(cmd) {
         ack.push(P.ackAt[k] < 0 ? -1 : +(P.ackAt[k] - P.sendAt[k]).toFixed(3));
         state.push(P.state[k]);
       }
-      emit({ ev: 'prompts', planned: count, sent, throttled, ms: clock() - t0, sendAt, ack, state, reasons: P.reasons });
+      emit({ ev: 'prompts', planned: count, sent, throttled, ms: clock() - t0, t0, sendAt, ack, state, reasons: P.reasons });
       prompts = null;
     }
   }, 2);
@@ -290,7 +308,10 @@ function handle(cmd) {
     case 'pushes': {
       const lat = {};
       for (const [id, arr] of pushes) lat[id] = arr.map((x) => +x.toFixed(3));
-      emit({ ev: 'pushes', lat });
+      // phones still open, by how many timed feed lines each got: {"4": 1998, "3": 2}
+      const feedsPerPhone = {};
+      for (const p of phones) if (p && p.welcomed && !p.closed) bump(feedsPerPhone, String(p.benchFeeds || 0));
+      emit({ ev: 'pushes', lat, feedsPerPhone });
       break;
     }
     case 'prompts':

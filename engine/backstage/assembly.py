@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.audio.live import LiveAudio
@@ -36,6 +37,9 @@ from engine.net.vj_auth import TokenGate
 from engine.net.vj_hub import VjHub
 from engine.net.vj_server import VjRoutes
 from engine.store import Journal
+
+if TYPE_CHECKING:
+    from engine.cluster.show_role import ClusterShow  # only with [cluster] redis: redis-py is an extra
 
 from .control import BackstageControls
 from .scribe import Scribe
@@ -61,6 +65,7 @@ class Parts:
     osc: OscControl | None = None
     port: int | None = None
     vj_url: str = ""
+    cluster: ClusterShow | None = None  # the show role's Redis parts ([cluster] redis; engine/cluster)
 
 
 async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor, journal: Journal | None,
@@ -70,10 +75,13 @@ async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor,
                                      if cfg.audience.blocklist_file else None)
     audience = Audience(cfg.audience, moderator)
     parts: Parts | None = None
+    cluster = await _open_cluster(cfg) if cfg.cluster.redis else None
 
     def deliver(out: Outbox) -> None:  # statuses reach phones through the server, once it runs
         if parts is not None and parts.server is not None:
             parts.server.deliver(out)
+        if cluster is not None and cluster.link is not None:  # and every intake's phones, through Redis
+            cluster.link.deliver(out)
 
     def apply(step: Step) -> None:
         assert parts is not None
@@ -82,6 +90,8 @@ async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor,
             parts.pipeline.wake()
         if step.feed is not None and parts.server is not None:
             parts.server.broadcast_feed(step.feed)
+        if step.feed is not None and cluster is not None and cluster.link is not None:
+            cluster.link.feed(step.feed)
 
     def report(message: str) -> None:
         if parts is not None:
@@ -90,15 +100,25 @@ async def assemble(cfg: Config, inbox: Inbox, board: StateBoard, pool: Executor,
             log.warning("%s", message)
 
     scribe = Scribe(journal, deliver, report, pool)
-    ledger = Ledger(audience, scribe, apply)
-    generators = make_generators(cfg, pool)
+    if cluster is None:
+        ledger = Ledger(audience, scribe, apply)
+        generators = make_generators(cfg, pool)
+    else:
+        from engine.cluster.show_role import PublishingKeeper
+        from engine.gen.procedural import ProceduralGenerator
+
+        ledger = Ledger(audience, PublishingKeeper(scribe, lambda: cluster.link), apply)
+        generators = (cluster.remote, ProceduralGenerator(pool))  # the workers', else offline images
     log.info("generator: %s (fallback %s)", generators[0].name, generators[1].name)
     output_dir = str(journal.folder) if journal is not None else cfg.store.output_dir
     controls = BackstageControls(cfg, ledger, generators, inbox, board, pool, output_dir)
-    parts = Parts(ledger, scribe, generators, controls)
+    parts = Parts(ledger, scribe, generators, controls, cluster=cluster)
     if journal is not None:
         prompts, gallery = await asyncio.get_running_loop().run_in_executor(pool, read_back, journal)
         ledger.resume(prompts, gallery, held_by_show)
+    if cluster is not None:  # after the resume: a prompt delivered again is then one the ledger knows
+        cluster.attach(ledger)
+        await cluster.start()
     if not serve:
         return parts
     await _serve(parts, cfg, inbox, board, pool, join_url, vj_token, live)
@@ -154,6 +174,12 @@ async def _serve(parts: Parts, cfg: Config, inbox: Inbox, board: StateBoard, poo
             await parts.osc.start()
         except (OSError, ValueError) as err:
             raise BackstageError(f"OSC: cannot listen on {cfg.osc.host}:{cfg.osc.port} ({err})") from err
+
+
+async def _open_cluster(cfg: Config) -> ClusterShow:
+    from engine.cluster.show_role import open_cluster
+
+    return await open_cluster(cfg)
 
 
 def _image_lookup(ledger: Ledger) -> Callable[[str], Awaitable[tuple[bytes, str] | None]]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
+from engine.cluster.jobs import ClusterStatus
 from engine.commands import Action
 from engine.config import Config, with_overrides
 from engine.contract import Inbox, StateBoard
@@ -89,17 +90,22 @@ class BackstageControls:
                     "progress": round(status.progress, 3), "progress_line": status.line, "model": status.model,
                     "device": status.device, "memory_mb": round(status.memory_mb, 1),
                     "images_per_s": round(status.images_per_s, 3), "dream": self.dream_state()}
+        if isinstance(status, ClusterStatus):  # generate workers over Redis: how many, and whether any
+            state = "offline" if status.jobs is None or not status.workers else "ok"
+            return {"name": primary.name, "status": state, "line": self.generator_line(status), "credits": None,
+                    "resume_in": 0.0, "errors": list(self.reports), "workers": list(status.workers),
+                    "jobs": status.jobs}
         return {"name": primary.name, "status": status.state if status else "ok", "line": self.generator_line(status),
                 "credits": status.credits if status else None, "resume_in": status.resume_in if status else 0.0,
                 "errors": list(self.reports)}
 
-    def primary_status(self) -> StabilityStatus | LocalStatus | None:
+    def primary_status(self) -> StabilityStatus | LocalStatus | ClusterStatus | None:
         """The primary backend's health, when it has one to report (the offline generator has none)."""
         primary, fallback = self.generators
         status_of = getattr(primary, "status", None)
         return status_of() if status_of is not None and primary is not fallback else None
 
-    def generator_line(self, status: StabilityStatus | LocalStatus | None = None) -> str:
+    def generator_line(self, status: StabilityStatus | LocalStatus | ClusterStatus | None = None) -> str:
         """The image backend as the VJ needs to see it: which one, healthy or not, credits left."""
         primary, fallback = self.generators
         if primary is fallback:
@@ -107,7 +113,7 @@ class BackstageControls:
         s = status or self.primary_status()
         if s is None:
             return f"images: {primary.name}"
-        if isinstance(s, LocalStatus):
+        if isinstance(s, LocalStatus | ClusterStatus):
             return f"images: {primary.name} {s.summary()}"
         credits = f"   credits {s.credits:g}" if s.credits is not None else ""
         problem = f"   ! {s.last_error}" if s.last_error else ""

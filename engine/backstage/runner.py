@@ -253,6 +253,9 @@ class Backstage:
         return lines
 
     async def _shut(self, parts: Parts) -> None:
+        if parts.cluster is not None:
+            with contextlib.suppress(Exception):  # Redis may be gone already: nothing of ours is lost with it
+                await parts.cluster.aclose()
         if parts.osc is not None:
             parts.osc.stop()
         if parts.midi is not None:

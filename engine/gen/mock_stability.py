@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.config import Config, with_overrides
 from engine.gen.mock_contract import (
     MAX_BODY,
     SD3_MODELS,
@@ -59,6 +61,8 @@ from engine.gen.mock_contract import (
 )
 from engine.gen.mock_faults import RateLockout, Scripted, ScriptedAnswers, scripted_error, scripted_from_json
 from engine.gen.mock_http import BadHttp, HttpRequest, Reply, encode_reply, json_reply, read_request
+
+log = logging.getLogger(__name__)
 
 # Names other code imports from here; they live in the modules above.
 __all__ = [
@@ -390,6 +394,17 @@ class MockStabilityServer:
 
 
 # --- running it outside asyncio code --------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def rehearsal(cfg: Config, latency: float) -> Iterator[Config]:
+    """Run the loopback mock for this process and point the Stability client at it (``--stability-mock``)."""
+    with serve_in_thread(MockStabilityServer("sk-mock-rehearsal", latency=latency, scale=0.5)) as mock:
+        log.info("rehearsal: Stability API mocked at %s (%.1f s per image)", mock.url, latency)
+        # The environment would win over the config: point both at the mock for this process.
+        os.environ["STABILITY_API_KEY"] = "sk-mock-rehearsal"
+        os.environ["STABILITY_API_HOST"] = mock.url
+        yield with_overrides(cfg, {"generation.backend": "stability", "stability.api_host": mock.url})
+
 
 @contextlib.contextmanager
 def serve_in_thread(server: MockStabilityServer) -> Iterator[MockStabilityServer]:

@@ -146,6 +146,16 @@ class Pipeline:
         return None
 
     async def _make(self, prompt: Prompt) -> None:
+        try:
+            await self._make_images(prompt)
+        finally:
+            # A backend that hands images over at least once (engine/cluster: a Redis stream) is told they are
+            # journaled now, so it can let them go; a prompt made again after a crash is the same prompt.
+            committed = getattr(self.primary, "committed", None)
+            if committed is not None:
+                committed(prompt.id)
+
+    async def _make_images(self, prompt: Prompt) -> None:
         request = self.request(prompt, await self.init_image())
         try:
             images = await self._generate(request)

@@ -126,10 +126,18 @@ class Audience:
         self.version = 0  # bumps whenever the line, approvals or generating prompts change
 
     # --- intake -----------------------------------------------------------------
-    def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> Outbox:
-        """A prompt from a phone: accepted into the queue, or rejected with a human reason."""
+    def submit(self, client_id: str, ip: str, text: str, ref: str | None = None,
+               prompt_id: str | None = None) -> Outbox:
+        """A prompt from a phone: accepted into the queue, or rejected with a human reason.
+
+        ``prompt_id``: the id an intake gave it (engine/cluster); a prompt delivered again under an id already
+        known is not a new prompt: its phone is told where it stands, and nothing changes.
+        """
+        if prompt_id is not None and prompt_id in self.prompts:
+            known = self.prompts[prompt_id]
+            return [(known.client_id, self.status_of(prompt_id))] if known.client_id == client_id else []
         now = self.clock()
-        prompt = Prompt(f"p-{secrets.token_hex(6)}", client_id, ip, text, now, ref=ref)
+        prompt = Prompt(prompt_id or f"p-{secrets.token_hex(6)}", client_id, ip, text, now, ref=ref)
         phone = self.phones.admit(client_id, ip, now)
         if phone is None:  # nothing is remembered of it: a made-up id costs nothing
             crowded = self.phones.per_ip(ip) >= self.cfg.max_phones_per_ip

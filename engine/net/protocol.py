@@ -219,13 +219,18 @@ def encode(message: dict[str, Any]) -> str:
 
 
 def welcome(client_id: str, max_length: int, cooldown: float, prompts: list[PromptStatus], feed: bool,
-            per_place: float = 0.0, best_language: str | None = "en", captions: bool = False) -> str:
+            per_place: float = 0.0, best_language: str | None = "en", captions: bool = False,
+            intakes: tuple[str, ...] = ()) -> str:
     """The server's first words; ``best_language``: the prompt language the generator in use works best
     with (``i18n.best_language_for``), None when any language does as well; ``captions``: a prompt's words
-    are shown with its image on the big screen (``[overlay] captions``)."""
-    return encode({"type": "welcome", "client_id": client_id, "max_length": max_length, "cooldown": cooldown,
-                   "prompts": [p.to_message(per_place) for p in prompts], "feed": feed,
-                   "best_language": best_language, "captions": captions})
+    are shown with its image on the big screen (``[overlay] captions``); ``intakes``: the addresses a phone
+    may move to when this one goes away (``[cluster] intakes``; only sent when there are some)."""
+    msg = {"type": "welcome", "client_id": client_id, "max_length": max_length, "cooldown": cooldown,
+           "prompts": [p.to_message(per_place) for p in prompts], "feed": feed,
+           "best_language": best_language, "captions": captions}
+    if intakes:
+        msg["intakes"] = list(intakes)
+    return encode(msg)
 
 
 def error(code: str, message: str, ref: str | None = None, params: Mapping[str, int | str] | None = None) -> str:

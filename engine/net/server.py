@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import http
+import inspect
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -62,11 +64,12 @@ from engine.net.vj_server import VjRoutes
 
 
 class Intake(Protocol):
-    """Where phones' prompts go (the ledger): it answers through ``deliver``, once they are journaled."""
+    """Where phones' prompts go (the ledger, or a cluster intake's stream): it answers through ``deliver``,
+    once they are journaled. ``statuses_for`` may be a coroutine (a phone's history read from Redis)."""
 
     def submit(self, client_id: str, ip: str, text: str, ref: str | None = None) -> object: ...
 
-    def statuses_for(self, client_id: str) -> list[PromptStatus]: ...
+    def statuses_for(self, client_id: str) -> list[PromptStatus] | Awaitable[list[PromptStatus]]: ...
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,7 @@ class AudienceServer:
         # phones read it in welcome. English until told: right for every backend, if not needed for all.
         self.best_language = best_language
         self.captions = captions  # [overlay] captions: phones are told their words will be on the big screen
+        self.intakes: tuple[str, ...] = ()  # [cluster] intakes: where a phone goes when this intake goes away
         self.files = static_files(web_root, exclude=("vj",))  # the control page is served only with the token
         offer = i18n.offer(i18n.load(audience_cfg.languages, web_root / "i18n"), audience_cfg.default_language)
         self._languages = json.dumps(offer, ensure_ascii=False).encode()
@@ -233,10 +237,13 @@ class AudienceServer:
         client = Client(connection, client_id, ip, protocol.ErrorBudget(self.cfg.max_errors), gate)
         self._register(client)
         try:
+            history = self.intake.statuses_for(client_id)
+            if inspect.isawaitable(history):
+                history = await history
             await connection.send(protocol.welcome(
                 client_id, self.audience_cfg.max_length, self.audience_cfg.cooldown,
-                self.intake.statuses_for(client_id), self.audience_cfg.feed, self.per_place, self.best_language,
-                self.captions))
+                history, self.audience_cfg.feed, self.per_place, self.best_language, self.captions,
+                self.intakes))
             while True:
                 try:
                     frame = await asyncio.wait_for(connection.recv(), self.cfg.idle_timeout)
@@ -282,6 +289,10 @@ class AudienceServer:
     def broadcast_feed(self, text: str) -> None:
         if self.audience_cfg.feed:
             self.broadcast_all(protocol.feed(text))
+
+    def clients(self) -> list[str]:
+        """The client ids with a connection open here now (a cluster intake re-tells them their history)."""
+        return list(self._by_client)
 
     def broadcast_all(self, message: str) -> None:
         fanout([c for conns in self._by_client.values() for c in conns], message)
