@@ -146,12 +146,14 @@ class Worker:
         """Jobs pending longer than claim_after (their worker died, or is far slower than it should be)."""
         stale = await self.r.xpending_range(self.keys.jobs, JOBS_GROUP, "-", "+", count + len(self._running),
                                             idle=self.claim_ms)
-        stale = [s for s in stale if s["message_id"] not in self._running][:count]
-        if not stale:
+        if not [s for s in stale if s["message_id"] not in self._running]:
             return []
-        # XCLAIM checks the idle time again: of two workers reclaiming one job, only the first gets it.
-        claimed = await self.r.xclaim(self.keys.jobs, JOBS_GROUP, self.name, self.claim_ms,
-                                      [s["message_id"] for s in stale])
+        # XAUTOCLAIM takes what is idle past claim_after, atomically: of two workers reclaiming one job, only the
+        # first gets it. XPENDING just before says whose they were and how often they were handed out (for the
+        # log, and to give up on a job that kills every worker). A job of ours still being made is only
+        # refreshed by the claim (its idle time starts again), never started twice.
+        answer = await self.r.xautoclaim(self.keys.jobs, JOBS_GROUP, self.name, self.claim_ms, "0-0", count=count)
+        claimed = [(entry_id, fields) for entry_id, fields in answer[1] if entry_id not in self._running]
         owners = {s["message_id"]: s for s in stale}
         out: list[Entry] = []
         for entry_id, fields in claimed:
