@@ -16,7 +16,7 @@ import pytest
 from engine.backstage.scribe import Scribe
 from engine.cluster.keys import PROMPTS_GROUP, Keys
 from engine.cluster.link import close, connect
-from engine.cluster.show_link import ShowLink
+from engine.cluster.show_link import HISTORY_KEPT, ShowLink
 from engine.cluster.wire import PromptEntry, history_value, new_prompt_id, read_statuses
 from engine.config import AudienceConfig, ClusterConfig
 from engine.contract import State
@@ -284,4 +284,23 @@ def test_a_lost_group_is_made_again_and_read_from_the_start(server: RedisServer)
             await add(r, later)  # an intake adds to a stream that has no group any more
             await until(lambda: seen[-1].id == later, "the prompt after the loss")
             assert [g["name"] for g in await r.xinfo_groups(KEYS.prompts)] == [PROMPTS_GROUP.encode()]
+    run(scenario())
+
+
+def test_a_phones_history_keeps_its_newest_prompts_only(server: RedisServer) -> None:
+    """A phone that keeps sending: its history in Redis holds the newest HISTORY_KEPT prompts, both keys expire."""
+    async def scenario() -> None:
+        async with linked(server, lambda _e: None) as (r, link):
+            pids = [new_prompt_id() for _ in range(HISTORY_KEPT + 5)]
+            for pid in pids:
+                link.deliver([(PHONE, PromptStatus(pid, "a red fox", State.QUEUED, 1))])
+                assert await link.flush(5)
+            for pid in pids[-3:]:  # a later status of a prompt it has: no new place taken
+                link.deliver([(PHONE, PromptStatus(pid, "a red fox", State.DONE))])
+            assert await link.flush(5)
+            kept = {k.decode() for k in await r.hkeys(KEYS.phone(PHONE))}
+            assert kept == set(pids[-HISTORY_KEPT:])
+            assert json.loads(await r.hget(KEYS.phone(PHONE), pids[-1]))["state"] == "done"
+            assert 0 < await r.ttl(KEYS.phone_order(PHONE)) <= CFG.history_ttl
+            assert await r.zcard(KEYS.phone_order(PHONE)) == HISTORY_KEPT
     run(scenario())

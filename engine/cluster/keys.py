@@ -51,6 +51,10 @@ class Keys:
         """Hash: a phone's statuses by prompt id (its history, for a phone that reconnects anywhere)."""
         return f"{self.prefix}phone:{client_id}"
 
+    def phone_order(self, client_id: str) -> str:
+        """Sorted set: the phone's prompt ids by first status, so its history keeps only the newest."""
+        return f"{self.prefix}phone:{client_id}:order"
+
     def image(self, image_id: str) -> str:
         """String: an image's bytes, served by every intake."""
         return f"{self.prefix}img:{image_id}"

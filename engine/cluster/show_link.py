@@ -52,6 +52,24 @@ FEEDS_KEPT = 20  # feed lines kept through a coalesce: the rest are old news
 IMAGES_KEPT_MB = 128  # image bytes kept waiting for Redis; the oldest go first
 CHUNK = 500  # statuses per PUBLISH, ids per XACK
 FLUSH_ON_CLOSE_S = 2.0
+HISTORY_KEPT = 20  # prompts a phone's history keeps in Redis (the newest): what its page lists
+# KEYS: the phone's history hash, its order set. ARGV: prompt id, status, ttl (s), HISTORY_KEPT. A prompt new to
+# the phone goes into the order set by Redis' clock; past HISTORY_KEPT the oldest leave both, so a phone that
+# keeps sending all night costs Redis a bounded few KB.
+HISTORY = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local t = redis.call('TIME')
+if redis.call('ZADD', KEYS[2], 'NX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1]) == 1 then
+  local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+  if extra > 0 then
+    local old = redis.call('ZPOPMIN', KEYS[2], extra)
+    for i = 1, #old, 2 do redis.call('HDEL', KEYS[1], old[i]) end
+  end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
 
 Outbox = Sequence[tuple[str, PromptStatus]]
 
@@ -92,6 +110,7 @@ class ShowLink:
         self.submit = submit
         self.ttl = max(1, int(cfg.history_ttl))
         self.images = ImageCache(r, keys, cfg.image_cache_mb, cfg.history_ttl)
+        self._history = r.register_script(HISTORY)  # EVALSHA; loaded again on NOSCRIPT (a restarted Redis)
         self._entries: OrderedDict[str, list[bytes]] = OrderedDict()  # prompt id → its unacknowledged entries
         self._queue: deque[_Write] = deque()
         self._wake = asyncio.Event()
@@ -267,28 +286,27 @@ class ShowLink:
             backoff.reset()
 
     async def _send(self, batch: Iterable[_Write]) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for write in batch:
-            if isinstance(write, _Statuses):
-                self._statuses(pipe, write)
-            elif isinstance(write, _Feed):
-                pipe.publish(self.keys.feed, write.text.encode())
-            elif isinstance(write, _Ban):
-                pipe.sadd(write.key, write.who)
-                pipe.expire(write.key, self.ttl)
-            else:
-                await self.images.put(write.id, write.data, pipe)
-        results = await pipe.execute(raise_on_error=False)
+        async with self.r.pipeline(transaction=False) as pipe:  # reset even when Redis fails mid-way
+            for write in batch:
+                if isinstance(write, _Statuses):
+                    await self._statuses(pipe, write)
+                elif isinstance(write, _Feed):
+                    pipe.publish(self.keys.feed, write.text.encode())
+                elif isinstance(write, _Ban):
+                    pipe.sadd(write.key, write.who)
+                    pipe.expire(write.key, self.ttl)
+                else:
+                    await self.images.put(write.id, write.data, pipe)
+            results = await pipe.execute(raise_on_error=False)
         refused = [r for r in results if isinstance(r, Exception)]
         if refused:
             log.error("Redis refused %d of %d writes: %s", len(refused), len(results), describe(refused[0]))
 
-    def _statuses(self, pipe: Any, write: _Statuses) -> None:
+    async def _statuses(self, pipe: Any, write: _Statuses) -> None:
         phones = [(c, s) for c, s in write.outbox if CLIENT_ID.match(c)]  # not the VJ's own: no phone to tell
         for client, status in phones:
-            pipe.hset(self.keys.phone(client), status.id, history_value(status))
-        for client in {c for c, _s in phones}:
-            pipe.expire(self.keys.phone(client), self.ttl)
+            await self._history(keys=[self.keys.phone(client), self.keys.phone_order(client)],
+                                args=[status.id, history_value(status), self.ttl, HISTORY_KEPT], client=pipe)
         for i in range(0, len(phones), CHUNK):  # after the histories: a phone that reconnects finds it there
             pipe.publish(self.keys.status, statuses_message(phones[i:i + CHUNK]))
         for i in range(0, len(write.acks), CHUNK):  # last: journaled, and told
