@@ -35,17 +35,14 @@ reads it in its own language as it would in a one-process show.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from engine.config import AudienceConfig
 from engine.net.audience import BANNED, DUPLICATE, IP_BUCKET_FACTOR, dupe_key
 from engine.net.protocol import reason_text
 
 from .keys import Keys
-
-T = TypeVar("T")
 
 # KEYS: banned clients, banned addresses, the phone's bucket, the address's bucket, the duplicate mark.
 # ARGV: client id, address, phone capacity, phone rate (tokens/s; 0: no limit), address capacity, address
@@ -126,7 +123,7 @@ class Gate:
                 repr(self.rate * IP_BUCKET_FACTOR), str(int(self.dupe_window * 1000))]
         # Once more on a closed connection; the script may have run before its reply was lost: a token
         # taken twice, at worst, once.
-        answer = await once_more(lambda: self._script(keys=keys, args=args))
+        answer = await self._script(keys=keys, args=args)
         verdict = answer[0].decode() if isinstance(answer[0], bytes) else str(answer[0])
         if verdict == "ok":
             return None
@@ -147,18 +144,3 @@ def _short(key: str) -> str:
     """The duplicate key as it goes into a Redis key name: a hash, so the name is short whatever the prompt's
     length, and no prompt's words are spelled out in Redis' key space (a ``KEYS *`` in a runbook)."""
     return hashlib.blake2s(key.encode(), digest_size=12).hexdigest()
-
-
-async def once_more(call: Callable[[], Awaitable[T]]) -> T:
-    """``call()``, and at once again if its connection turned out closed.
-
-    redis-py keeps connections in a pool and, as ``link.client`` makes them, does not retry: after Redis
-    restarts, each pooled connection fails the first command sent on it, and the next is opened afresh.
-    A phone's request is worth that second try; a Redis that is really away fails it too, as fast.
-    """
-    from redis.exceptions import ConnectionError as Closed  # redis is the cluster's extra: imported here
-
-    try:
-        return await call()
-    except Closed:
-        return await call()

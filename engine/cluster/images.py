@@ -26,7 +26,6 @@ from typing import Any
 from engine.cluster.link import raise_if_cancelled
 from engine.gen.images import content_type, sniff
 
-from .gate import once_more
 from .keys import Keys
 from .link import describe
 
@@ -99,7 +98,7 @@ def lookup(r: Any, keys: Keys) -> Callable[[str], Awaitable[tuple[bytes, str] | 
 
     async def find(image_id: str) -> tuple[bytes, str] | None:
         try:
-            data = await once_more(lambda: r.get(keys.image(image_id)))
+            data = await r.get(keys.image(image_id))
         except Exception as err:  # Redis away: a 404 now beats a phone left hanging
             raise_if_cancelled(err)
             log.debug("image %s: %s", image_id, describe(err))

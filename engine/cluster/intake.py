@@ -28,7 +28,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,7 +44,7 @@ from engine.net.i18n import best_language_for
 from engine.net.protocol import PromptStatus
 from engine.net.server import AudienceServer
 
-from .gate import Gate, once_more
+from .gate import Gate
 from .images import lookup
 from .keys import STREAM_MAXLEN, Keys
 from .link import Backoff, ClusterError, close, connect, describe, is_connection_error
@@ -120,7 +120,7 @@ class RedisIntake:
     async def statuses_for(self, client_id: str) -> list[PromptStatus]:
         """The phone's history, whichever intake it used before; none while Redis is away."""
         try:
-            history = read_history(await once_more(lambda: self.r.hgetall(self.keys.phone(client_id))))
+            history = read_history(await self.r.hgetall(self.keys.phone(client_id)))
         except Exception as err:  # a welcome without history beats no welcome: it comes again on resubscribe
             raise_if_cancelled(err)
             self._outages.failed("phones' histories", err, "welcomes go without one")
@@ -163,15 +163,11 @@ class RedisIntake:
 
     async def _send(self, batch: Sequence[Pending]) -> None:
         """XADD each (one pipeline); those Redis took are marked sent, the others wait for the next round."""
-        def xadd() -> Awaitable[list[Any]]:
-            pipe = self.r.pipeline(transaction=False)
-            for p in batch:
-                pipe.xadd(self.keys.prompts, p.entry.fields(), maxlen=STREAM_MAXLEN, approximate=True)
-            result: Awaitable[list[Any]] = pipe.execute(raise_on_error=False)
-            return result
-
         try:
-            results = await once_more(xadd)  # an entry added twice is the same prompt to the show
+            async with self.r.pipeline(transaction=False) as pipe:  # one added twice is the same prompt to the show
+                for p in batch:
+                    pipe.xadd(self.keys.prompts, p.entry.fields(), maxlen=STREAM_MAXLEN, approximate=True)
+                results = await pipe.execute(raise_on_error=False)
         except Exception as err:
             raise_if_cancelled(err)
             self._outages.failed("prompts", err, f"they wait here, tried again every {self.resend_after:g} s")

@@ -44,11 +44,20 @@ def redacted(url: str) -> str:
 
 
 def client(url: str) -> Any:
-    """An asyncio Redis client (bytes in, bytes out) for ``url``; nothing is sent until it is used."""
+    """An asyncio Redis client (bytes in, bytes out) for ``url``; nothing is sent until it is used.
+
+    A command whose connection turns out closed is sent once more, at once, on a fresh one: after Redis
+    restarts, every pooled connection fails its first command, and without this each caller would need its
+    own second try. A Redis that is really away fails the second try too, as fast.
+    """
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as Closed
 
     return Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S,
-                          health_check_interval=15, decode_responses=False)
+                          health_check_interval=15, decode_responses=False,
+                          retry=Retry(NoBackoff(), 1), retry_on_error=[Closed])
 
 
 async def connect(url: str) -> Any:
