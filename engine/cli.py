@@ -116,13 +116,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Named flags and ``--set`` pairs as ``{"section.key": value}``; named flags win."""
-    out: dict[str, Any] = {}
-    for item in args.set:
-        key, value = config_mod.parse_override(item)
-        out[key] = value
+    named: dict[str, Any] = {}
     if args.size is not None:
-        out["window.width"], out["window.height"] = parse_size(args.size)
-    named = {
+        named["window.width"], named["window.height"] = parse_size(args.size)
+    named |= {
         "window.fullscreen": args.fullscreen,
         "window.screen": args.screen,
         "window.fps": args.fps,
@@ -151,8 +148,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "record.file": args.record or None,
         "log.level": args.log_level,
     }
-    out.update({k: v for k, v in named.items() if v is not None})
-    return out
+    return config_mod.command_line_overrides(args.set, named)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

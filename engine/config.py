@@ -14,7 +14,7 @@ import logging
 import re
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -515,6 +515,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def command_line_overrides(sets: Iterable[str], named: Mapping[str, Any]) -> dict[str, Any]:
+    """A command line's ``--set`` pairs, then its named flags (those given: not None), which win."""
+    out = dict(parse_override(item) for item in sets)
+    out.update({k: v for k, v in named.items() if v is not None})
+    return out
 
 
 def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:

@@ -12,10 +12,10 @@ from tests.engine_process import EngineProcess
 
 
 class WorkerProcess(EngineProcess):
-    """``python -m engine.cluster.worker ARGS`` with its log (stdout and stderr) collected line by line."""
+    """``python -m engine generate ARGS`` with its log (stdout and stderr) collected line by line."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(args, cwd, env, module="engine.cluster.worker")
+        super().__init__(["generate", *args], cwd, env)
 
     def terminate(self, timeout: float = 20.0) -> int:
         """SIGTERM, and the exit code once it stopped."""

@@ -1,6 +1,6 @@
 """The job and result streams: the show's ``RemoteGenerator`` and the ``generate`` worker, against a real
 redis-server on 127.0.0.1 (tests/redis_server.py). Workers run in the test's event loop, or as processes
-(``python -m engine.cluster.worker``) where one must die by SIGKILL."""
+(``python -m engine generate``) where one must die by SIGKILL."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def assert_png(image: GeneratedImage, size: tuple[int, int]) -> None:
 
 async def pending(r: Any, stream: str, group: str) -> int:
     return int((await r.xpending(stream, group))["pending"])
+
+
+async def results_held(r: Any, count: int, what: str) -> None:
+    """Wait until the result stream holds ``count`` entries, all still pending (not yet committed)."""
+    async def held() -> bool:
+        return bool(await r.xlen(KEYS.results) == count and await pending(r, KEYS.results, RESULTS_GROUP) == count)
+
+    await eventually(held, what)
 
 
 async def assert_streams_empty(r: Any) -> None:
@@ -220,16 +228,10 @@ def test_a_duplicate_result_is_acknowledged_and_ignored(redis_server: RedisServe
             images = await asyncio.wait_for(made, 10)
             assert len(images) == 1 and images[0].data == encoded_image((255, 0, 0))
 
-            async def duplicate_gone() -> bool:
-                return bool(await r.xlen(KEYS.results) == 1 and await pending(r, KEYS.results, RESULTS_GROUP) == 1)
-
-            await eventually(duplicate_gone, "the duplicate acknowledged and deleted, the answer held")
+            await results_held(r, 1, "the duplicate acknowledged and deleted, the answer held")
             remote.committed(req.prompt_id)
 
-            async def all_gone() -> bool:
-                return bool(await r.xlen(KEYS.results) == 0 and await pending(r, KEYS.results, RESULTS_GROUP) == 0)
-
-            await eventually(all_gone, "the answer deleted once committed")
+            await results_held(r, 0, "the answer deleted once committed")
 
     asyncio.run(scenario())
     dropped = [m for m in caplog.messages if "nobody waits for it" in m]
@@ -252,10 +254,7 @@ def test_no_answer_in_time_fails_over_and_a_late_result_is_dropped(redis_server:
             late = Result(req.prompt_id, (GeneratedImage(data=encoded_image()),), worker="w-late")
             await r.xadd(KEYS.results, result_fields(late))
 
-            async def dropped() -> bool:
-                return bool(await r.xlen(KEYS.results) == 0 and await pending(r, KEYS.results, RESULTS_GROUP) == 0)
-
-            await eventually(dropped, "the late result acknowledged and deleted")
+            await results_held(r, 0, "the late result acknowledged and deleted")
 
     asyncio.run(scenario())
     assert any("from worker w-late: nobody waits for it" in m for m in caplog.messages), caplog.messages
@@ -297,10 +296,7 @@ def test_a_malformed_result_is_logged_acknowledged_and_deleted(redis_server: Red
             assert images[0].data == encoded_image()
             remote.committed(req.prompt_id)
 
-            async def gone() -> bool:
-                return bool(await r.xlen(KEYS.results) == 0 and await pending(r, KEYS.results, RESULTS_GROUP) == 0)
-
-            await eventually(gone, "both result entries acknowledged and deleted")
+            await results_held(r, 0, "both result entries acknowledged and deleted")
 
     asyncio.run(scenario())
     bad = [m for m in caplog.messages if "is malformed" in m]
@@ -323,10 +319,7 @@ def test_results_left_pending_by_a_stopped_show_are_dropped_when_it_starts_again
             assert await pending(r, KEYS.results, RESULTS_GROUP) == 1
             await remote.start()  # ...and comes back
 
-            async def dropped() -> bool:
-                return bool(await r.xlen(KEYS.results) == 0 and await pending(r, KEYS.results, RESULTS_GROUP) == 0)
-
-            await eventually(dropped, "the old result acknowledged and deleted")
+            await results_held(r, 0, "the old result acknowledged and deleted")
 
     asyncio.run(scenario())
     assert any("from worker w-before: nobody waits for it" in m for m in caplog.messages), caplog.messages

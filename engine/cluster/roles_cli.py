@@ -39,6 +39,8 @@ def build_role_parser(role: str) -> argparse.ArgumentParser:
                        help="rehearsal: answer Stability requests from a loopback mock")
         p.add_argument("--mock-latency", type=float, default=2.0, metavar="S",
                        help="seconds the mock takes per image (default 2)")
+        p.add_argument("--name", help="this worker's name in the job group (default host-pid); a worker started "
+                       "again under its old name takes back its unfinished jobs at once")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help='override any config key, e.g. --set cluster.claim_after=600 (repeatable)')
@@ -46,18 +48,13 @@ def build_role_parser(role: str) -> argparse.ArgumentParser:
 
 
 def overrides(role: str, args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in args.set:
-        key, value = config_mod.parse_override(item)
-        out[key] = value
     named = {"cluster.redis": args.redis, "cluster.show": args.show, "log.level": args.log_level}
     if role == "intake":
         named["server.port"] = args.port
     else:
         named["generation.backend"] = args.generator
         named["local.model"] = args.model
-    out.update({k: v for k, v in named.items() if v is not None})
-    return out
+    return config_mod.command_line_overrides(args.set, named)
 
 
 def main(role: str, argv: Sequence[str]) -> int:
@@ -79,7 +76,7 @@ def main(role: str, argv: Sequence[str]) -> int:
     from engine.cluster.worker import main as worker_main
 
     with _mocked(cfg, args) as cfg:
-        return worker_main(cfg)
+        return worker_main(cfg, args.name)
 
 
 @contextlib.contextmanager

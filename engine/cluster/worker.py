@@ -19,13 +19,12 @@ is posted again and again until Redis takes it (or the stop's grace runs out: th
 another worker makes it). On SIGTERM or SIGINT the worker stops taking jobs, finishes the ones it has (at most
 ``STOP_GRACE_S``), leaves the group if it holds nothing, and exits 0; a second signal stops it at once.
 
-Run it as ``python -m engine.cluster.worker [--config FILE] [--set section.key=value ...] [--name NAME]``
-until the ``generate`` subcommand of ``python -m engine`` calls ``main``.
+Run as ``python -m engine generate [--redis URL] [--name NAME] [--set section.key=value ...]``
+(engine/cluster/roles_cli.py calls ``main``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -33,9 +32,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from engine.cluster.jobs import Retries, failure_text
@@ -53,12 +51,12 @@ from engine.cluster.link import (
 )
 from engine.cluster.wire import MAX_IMAGES, Fields, Result, WireError, read_job, result_fields
 from engine.config import Config
-from engine.errors import ConfigError, ImageError
+from engine.errors import ImageError
 from engine.gen.backends import make_generators, stability_key
 from engine.gen.base import FailureKind, GeneratedImage, GenerationError, GenerationRequest, Generator
 from engine.gen.images import encode
 
-log = logging.getLogger("engine.cluster.worker")  # the same name when run as __main__
+log = logging.getLogger(__name__)
 
 BLOCK_MS = 2000  # the longest blocking read while idle (Redis' socket timeout is longer)
 BUSY_BLOCK_MS = 250  # while jobs run: a slot that frees is filled soon
@@ -397,28 +395,3 @@ def _prompt_of(fields: Fields) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def _cli(argv: Sequence[str] | None = None) -> int:
-    from engine import config as config_mod
-    from engine.logs import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m engine.cluster.worker",
-                                     description="A generate worker: makes one show's images from its Redis jobs.")
-    parser.add_argument("--config", type=Path, help="config file (default ./config.toml)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config key (repeatable)")
-    parser.add_argument("--name", help="this worker's name in the job group (default host-pid)")
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_mod.with_overrides(config_mod.load(args.config),
-                                        dict(config_mod.parse_override(item) for item in args.set))
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    setup_logging(cfg.log.level)
-    return main(cfg, args.name)
-
-
-if __name__ == "__main__":
-    sys.exit(_cli())
