@@ -1513,22 +1513,27 @@ def run(s: Settings) -> None:
     print(f"\n{sum(v.met)} of {len(v.met)} targets met (figures are reported, never asserted)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    # SIGTERM takes the same way out as Ctrl-C: every finally block runs, the children are stopped.
+def run_to_the_end(bench: Callable[[], None], what: str, stopped: str) -> int:
+    """Run a benchmark; its exit code. SIGTERM takes the same way out as Ctrl-C: every finally block runs and
+    the children are stopped. A setup failure is one line and 2, an interruption 130."""
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        run(settings)
+        bench()
     except SetupError as err:
-        print(f"cannot run the audience benchmark: {err}", file=sys.stderr)
+        print(f"cannot run the {what} benchmark: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: load client and relay stopped, sockets closed", file=sys.stderr)
+        print(f"\ninterrupted: {stopped}", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    return run_to_the_end(lambda: run(settings), "audience", "load client and relay stopped, sockets closed")
 
 
 if __name__ == "__main__":

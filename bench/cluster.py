@@ -94,6 +94,7 @@ from bench.audience import (  # noqa: E402
     prompt_texts,
     push_rows,
     row,
+    run_to_the_end,
     wait_for_quiet,
     worst,
 )
@@ -682,20 +683,7 @@ def run(s: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        run(settings)
-    except SetupError as err:
-        print(f"cannot run the cluster benchmark: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: clients, intakes, show and Redis stopped", file=sys.stderr)
-        return 130
-    return 0
+    return run_to_the_end(lambda: run(settings), "cluster", "clients, intakes, show and Redis stopped")
 
 
 if __name__ == "__main__":
